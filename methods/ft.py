@@ -1,0 +1,54 @@
+"""Full fine-tuning with AdamW: the first-order reference (dropout on)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from benchmark.config import non_negative, param, positive
+from benchmark.registry import register_method
+from methods.base import LossFn, Schedule, StepResult, decays, trainable
+
+
+@dataclass
+class FTHparams:
+    lr: float = param(1e-5, "AdamW learning rate", positive, "> 0")
+    weight_decay: float = param(0.0, "AdamW weight decay (not on biases or norm weights)", non_negative, ">= 0")
+
+
+@register_method("ft")
+class FT:
+    """Updates every parameter with AdamW through backprop (paper: batch 8, lr 1e-5 or 5e-5)."""
+
+    Hparams = FTHparams
+    train_mode = True
+
+    def __init__(self, hp: FTHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
+        self.hp = hp
+        self.schedule = schedule
+        self.params = trainable(model)
+        decay = decays(model)
+        groups = [
+            {"params": [p for n, p in self.params if n in decay], "weight_decay": hp.weight_decay},
+            {"params": [p for n, p in self.params if n not in decay], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
+
+    def step(self, step: int, loss_fn: LossFn) -> StepResult:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.hp.lr * self.schedule(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        self.optimizer.step()
+        return StepResult(loss=loss.item(), forward_passes=1)
+
+    def checkpoint(self) -> dict[str, torch.Tensor]:
+        """A host copy of the weights: FO already holds optimizer state several times their size."""
+        return {n: p.detach().to("cpu", copy=True) for n, p in self.params}
+
+    def restore(self, checkpoint: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for n, p in self.params:
+                p.copy_(checkpoint[n])

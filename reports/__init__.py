@@ -1,0 +1,1 @@
+"""MLflow runs -> pandas -> tables. Never imports torch."""

@@ -1,0 +1,70 @@
+"""One row per (method, task, model): the latest finished run of an experiment, read from MLflow.
+
+Columns: zero-shot dev (the dev score logged at step 0), best dev, test at the best-dev
+checkpoint, training steps/s, peak memory. Written as Markdown and CSV under `out`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.errors import BenchmarkError
+
+DEFAULT_URI = "sqlite:///runs/mlflow.db"
+COLUMNS = {
+    "tags.method": "method", "tags.task": "task", "tags.model": "model", "params.steps": "steps",
+    "dev@0": "dev@0", "metrics.dev/best_score": "dev", "metrics.test/score": "test",
+    "metrics.perf/steps_per_s": "steps/s", "metrics.perf/peak_memory_gb": "peak GB",
+    "metrics.perf/train_hours": "train h", "tags.device": "device",
+}
+
+
+def load_runs(experiment: str) -> pd.DataFrame:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI))
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; run it first")
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    if runs.empty:
+        raise BenchmarkError(f"experiment {experiment!r} has no finished runs yet")
+    runs = runs.drop_duplicates(["tags.method", "tags.task", "tags.model"], keep="first")
+    client = MlflowClient()
+    runs["dev@0"] = [
+        next((m.value for m in client.get_metric_history(rid, "eval/dev_score") if m.step == 0), float("nan"))
+        for rid in runs["run_id"]
+    ]
+    return runs
+
+
+def table(runs: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in COLUMNS if c in runs.columns]
+    out = runs[cols].rename(columns=COLUMNS).sort_values(["task", "model", "method"]).reset_index(drop=True)
+    if "train h" in out:
+        out["train min"] = out.pop("train h") * 60
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return "-" if v != v else f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def report(experiment: str, out: str) -> str:
+    df = table(load_runs(experiment))
+    folder = Path(out) / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(df)
+    (folder / "summary.md").write_text(md + "\n")
+    df.to_csv(folder / "summary.csv", index=False)
+    return md

@@ -1,0 +1,86 @@
+"""The CLI as a user meets it: one clear error line before any work, and a real run into MLflow."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCH = [sys.executable, "-m", "benchmark.cli"]
+
+
+def bench(*args: str, tmp_path, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **(env or {})}
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "sgd", "rt-polarity"], "unknown method 'sgd'; choose from: ft, mezo"),
+    (["run", "mezo", "imdb"], "unknown task 'imdb'; choose from:"),
+    (["run", "mezo", "rt-polarity", "--model", "gpt9"], "unknown model 'gpt9'"),
+    (["run", "mezo", "rt-polarity", "--steps", "0"], "steps=0 is out of range: must be > 0"),
+    (["run", "mezo", "rt-polarity", "--set", "eps=-1"], "eps=-1.0 is out of range: must be > 0"),
+    (["run", "mezo", "rt-polarity", "--set", "lr=fast"], "lr='fast': expected float"),
+    (["run", "mezo", "rt-polarity", "--set", "learning_rate=1e-6"], "unknown setting 'learning_rate'; valid keys:"),
+    (["run", "mezo", "rt-polarity", "--set", "lr"], "--set expects key=value"),
+    (["run", "mezo", "rt-polarity", "--set", "lr=nan"], "lr='nan': expected float"),
+    (["run", "ft", "rt-polarity", "--set", "eps=1e-3"], "unknown setting 'eps'"),
+    (["run", "mezo", "rt-polarity", "--dtype", "fp8"], "dtype='fp8' is out of range: must be one of"),
+])
+def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
+    proc = bench(*args, tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # failed before touching the store
+
+
+def test_unreachable_tracking_server_fails_in_one_line(tmp_path):
+    proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "1", tmp_path=tmp_path,
+                 env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: MLflow tracking store http://127.0.0.1:9 is unreachable")
+
+
+def test_list_shows_registered_names(tmp_path):
+    out = bench("list", "methods", tmp_path=tmp_path).stdout
+    assert out.split()[0] == "ft" and "mezo" in out
+    assert "smollm2-135m" in bench("list", "models", tmp_path=tmp_path).stdout
+
+
+def test_run_records_the_mlflow_contract(tmp_path):
+    proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "4", "--seed", "3",
+                 "--experiment", "cli-test", "--quiet", "--set", "num_train=16", "--set", "num_dev=8",
+                 "--set", "num_test=8", "--set", "eval_every=2", "--set", "batch_size=4", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "mezo rt-polarity tiny-random-llama seed=3: dev" in proc.stdout
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["cli-test"])
+    assert len(runs) == 1
+    run = MlflowClient().get_run(runs.run_id[0])
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert (tags["method"], tags["task"], tags["model"], tags["device"]) == ("mezo", "rt-polarity", "tiny-random-llama", "cpu")
+    assert tags["git_commit"]
+    params = run.data.params
+    assert params["lr"] == "1e-06" and params["eps"] == "0.001" and params["steps"] == "4" and params["seed"] == "3"
+    metrics = run.data.metrics
+    for key in ["dev/best_score", "test/score", "perf/peak_memory_gb", "perf/avg_memory_gb", "perf/steps_per_s",
+                "perf/train_hours", "perf/forward_passes", "train/loss", "eval/dev_score", "train/projected_grad",
+                "mem/allocated_gb"]:
+        assert key in metrics, key
+    assert metrics["perf/forward_passes"] == 8
+    history = MlflowClient().get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    dev_steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "eval/dev_score")]
+    assert dev_steps == [0, 2, 4]
+
+    report = bench("report", "cli-test", "--out", str(tmp_path / "reports"), tmp_path=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "| mezo | rt-polarity | tiny-random-llama |" in report.stdout
+    assert (tmp_path / "reports" / "cli-test" / "summary.csv").is_file()

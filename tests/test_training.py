@@ -1,0 +1,90 @@
+"""The runner loop on a tiny model: determinism, learning, best-on-dev selection."""
+import dataclasses
+
+import pytest
+import torch
+
+from benchmark.config import RunConfig
+from benchmark.models import load_model
+from benchmark.registry import METHODS
+from benchmark.runner import Diverged, batch_indices, build_run, train
+from benchmark.scoring import Encoder, classification_loss
+from tasks.sampling import sample_splits
+from tests.conftest import CPU, toy_task
+
+SETTINGS = {
+    "mezo": {"lr": "2e-3", "eps": "1e-3"},
+    "ft": {"lr": "1e-3"},
+}
+
+
+def configure(method: str, steps: int, **extra: str):
+    sets = {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8", "eval_every": "5",
+            **SETTINGS[method], **extra}
+    cfg, hp = build_run(method, "rt-polarity", sets, model="tiny-random-llama", steps=steps)
+    return cfg, hp
+
+
+def run_tiny(method: str, steps: int, seed: int = 0, **extra: str):
+    cfg, hp = configure(method, steps, **extra)
+    cfg = dataclasses.replace(cfg, seed=seed)
+    splits = sample_splits(toy_task(), seed, cfg.num_train, cfg.num_dev, cfg.num_test)
+    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    return train(cfg, hp, loaded, splits, CPU, progress=False), loaded, splits
+
+
+def mean_loss(loaded, examples) -> float:
+    model = loaded.model.eval()
+    with torch.no_grad():
+        return classification_loss(model, Encoder(loaded.tokenizer, 128, CPU).collate(examples)).item()
+
+
+@pytest.mark.parametrize("method", ["mezo", "ft"])
+def test_same_seed_gives_identical_losses(method):
+    first, _, _ = run_tiny(method, 6)
+    second, _, _ = run_tiny(method, 6)
+    third, _, _ = run_tiny(method, 6, seed=1)
+    assert first.losses == second.losses
+    assert first.losses != third.losses
+
+
+@pytest.mark.parametrize("method,steps", [("mezo", 150), ("ft", 30)])
+def test_training_lowers_the_training_loss(method, steps):
+    cfg, hp = configure(method, steps)
+    examples = sample_splits(toy_task(), 0, cfg.num_train, cfg.num_dev, cfg.num_test).train
+    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    model = loaded.model
+    trainer = METHODS.get(method)(hp, model, lambda step: 1.0, 0)
+    encoder = Encoder(loaded.tokenizer, 128, CPU)
+    before = mean_loss(loaded, examples)
+    for step, idx in zip(range(steps), batch_indices(len(examples), cfg.batch_size, 0)):
+        model.train(trainer.train_mode)
+        batch = encoder.collate([examples[i] for i in idx])
+        trainer.step(step, lambda: classification_loss(model, batch))
+    after = mean_loss(loaded, examples)
+    assert after < 0.9 * before, (before, after)
+
+
+def test_run_reports_best_dev_step_and_measurements():
+    result, loaded, splits = run_tiny("mezo", 10, eval_every="2")
+    assert result.best_step in range(0, 11, 2)
+    assert 0.0 <= result.test <= 1.0
+    assert result.forward_passes == 20
+    assert result.steps_per_s > 0 and result.peak_memory_gb > 0
+
+
+def test_diverging_loss_raises():
+    with pytest.raises(Diverged, match="became (nan|inf)"):
+        run_tiny("mezo", 10, lr="1e3")
+
+
+def test_batches_cover_every_example_each_epoch():
+    gen = batch_indices(10, 4, seed=0)
+    first_epoch = [i for _ in range(5) for i in next(gen)][:10]
+    assert sorted(first_epoch) == list(range(10))
+    assert all(len(next(gen)) == 4 for _ in range(7))
+
+
+def test_run_config_defaults_are_the_papers_sampling():
+    cfg = RunConfig(method="mezo", task="sst2")
+    assert (cfg.num_train, cfg.num_dev, cfg.num_test) == (1000, 500, 1000)
