@@ -73,9 +73,14 @@ def test_run_reports_best_dev_step_and_measurements():
     assert result.steps_per_s > 0 and result.peak_memory_gb > 0
 
 
-def test_diverging_loss_raises():
-    with pytest.raises(Diverged, match="became (nan|inf)"):
-        run_tiny("mezo", 10, lr="1e3")
+@pytest.mark.parametrize("method", ["mezo", "ft"])
+def test_non_finite_loss_stops_the_run(method, monkeypatch):
+    import benchmark.runner
+
+    nan_loss = lambda model, batch: torch.tensor(float("nan"), requires_grad=True)  # noqa: E731
+    monkeypatch.setattr(benchmark.runner, "classification_loss", nan_loss)
+    with pytest.raises(Diverged, match="became nan at step 1"):
+        run_tiny(method, 3)
 
 
 def test_batches_cover_every_example_each_epoch():
