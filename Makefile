@@ -21,9 +21,10 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(VENV)/bin/python -m pytest -q
 
-# FT and MeZO on rt-polarity with smollm2-135m on CPU, then the table read back from MLflow.
+# Zero-shot, FT and MeZO on rt-polarity with smollm2-135m on CPU, then the table read back from MLflow.
 DEMO := --experiment demo --set num_dev=300 --set num_test=500 --set eval_every=25 --set eval_batch_size=64
 demo: install
+	$(BENCH) run zero-shot rt-polarity $(DEMO)
 	$(BENCH) run ft rt-polarity $(DEMO) --steps 50 --set batch_size=8 --set lr=1e-5
 	$(BENCH) run mezo rt-polarity $(DEMO) --steps 100 --set batch_size=16 --set lr=3e-5 --set eps=1e-3
 	$(BENCH) report demo

@@ -59,7 +59,18 @@ def field_help(cls: type) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
+def _optional(typ: Any) -> Any:
+    """The X of `X | None`, or None if `typ` is not optional."""
+    args = typing.get_args(typ)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return None
+
+
 def _parse(name: str, text: str, typ: Any) -> Any:
+    inner = _optional(typ)
+    if inner is not None:
+        return None if text.lower() == "none" else _parse(name, text, inner)
     try:
         if typ is bool:
             if text.lower() in ("1", "true", "yes", "on"):
@@ -105,6 +116,10 @@ def validate(obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         typ = types[f.name]
+        if _optional(typ) is not None:
+            if value is None:
+                continue
+            typ = _optional(typ)
         if typ in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise BenchmarkError(f"{f.name}={value!r}: expected {typ.__name__}")
         if isinstance(value, float) and not math.isfinite(value):

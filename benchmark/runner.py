@@ -20,8 +20,8 @@ from benchmark.errors import BenchmarkError
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
 from benchmark.models import LoadedModel, load_model, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
-from benchmark.scoring import Encoder, accuracy, classification_loss
-from methods.base import lr_schedule
+from benchmark.scoring import Batch, Encoder, accuracy, classification_loss
+from methods.base import LossFn, lr_schedule
 from tasks.base import Splits
 from tasks.sampling import sample_splits
 
@@ -82,6 +82,13 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     best_dev, best_step, best = evaluate(splits.dev), 0, method.checkpoint()
     on_metrics({"eval/dev_score": best_dev}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
+
+    def loss_of(batch: Batch) -> LossFn:
+        return lambda: classification_loss(model, batch)
+
+    def fresh() -> LossFn:
+        return loss_of(encoder.collate([splits.train[i] for i in next(batches)]))
+
     watch, losses, forwards = Stopwatch(device), [], 0
     bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,
                mininterval=1.0, dynamic_ncols=True)
@@ -90,7 +97,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
             model.train(method.train_mode)
             batch = encoder.collate([splits.train[i] for i in next(batches)])
             with watch:
-                out = method.step(step, lambda: classification_loss(model, batch))
+                out = method.step(step, loss_of(batch), fresh)
             if not math.isfinite(out.loss):
                 raise Diverged(f"training loss became {out.loss} at step {step + 1}")
             losses.append(out.loss)

@@ -1,2 +1,2 @@
 """Training methods; importing this package registers every method."""
-from methods import ft, mezo  # noqa: F401
+from methods import dizo, ft, hizoo, mezo, zero_shot  # noqa: F401

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 LossFn = Callable[[], torch.Tensor]
+Fresh = Callable[[], LossFn]  # draws a fresh training batch and returns its loss closure
 Schedule = Callable[[int], float]  # step -> multiplier of the base learning rate
 
 
@@ -26,12 +27,14 @@ class StepResult:
 class Method(Protocol):
     train_mode: bool  # dropout on (first-order) or off (zeroth-order)
 
-    def step(self, step: int, loss_fn: LossFn) -> StepResult: ...
+    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
+        """One optimisation step on `loss_fn`'s batch; `fresh` supplies extra batches (DiZO's projection)."""
 
     def checkpoint(self) -> Any:
         """Something cheap from which `restore` can bring back the current weights."""
 
-    def restore(self, checkpoint: Any) -> None: ...
+    def restore(self, checkpoint: Any) -> None:
+        """Bring the weights back to what they were when `checkpoint` was taken."""
 
 
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

@@ -8,7 +8,8 @@ from torch import nn
 
 from benchmark.config import non_negative, param, positive
 from benchmark.registry import register_method
-from methods.base import LossFn, Schedule, StepResult, decays, trainable
+from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
+from methods.lora import with_lora
 
 
 @dataclass
@@ -35,7 +36,7 @@ class FT:
         ]
         self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
 
-    def step(self, step: int, loss_fn: LossFn) -> StepResult:
+    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         for group in self.optimizer.param_groups:
             group["lr"] = self.hp.lr * self.schedule(step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -52,3 +53,6 @@ class FT:
         with torch.no_grad():
             for n, p in self.params:
                 p.copy_(checkpoint[n])
+
+
+register_method("lora")(with_lora(FT, lr=1e-4))

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
 
 from benchmark.config import non_negative, param, positive
 from benchmark.registry import register_method
-from methods.base import LossFn, Schedule, StepResult, decays, trainable
+from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
+from methods.lora import with_lora
 from methods.zo import ZOEngine, mix
 
 
@@ -31,9 +34,10 @@ class MeZO:
         self.schedule = schedule
         self.seed = seed
         self.engine = ZOEngine(model, trainable(model), decays(model))
-        self.history: list[tuple[int, float, float]] = []  # (seed, coeff, decay) per step: the rollback log
+        self.gains: dict[int, float] = {}  # per-parameter step multipliers (DiZO's lr-projection ablation)
+        self.undo: list[Callable[[], None]] = []  # one closure per change to the weights: the rollback log
 
-    def step(self, step: int, loss_fn: LossFn) -> StepResult:
+    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
         with torch.no_grad():
             with self.engine.perturbed(seed, eps):
@@ -42,16 +46,19 @@ class MeZO:
                 loss_minus = loss_fn().item()
         grad = (loss_plus - loss_minus) / (2 * eps)
         lr = self.hp.lr * self.schedule(step)
-        coeff, decay = lr * grad, lr * self.hp.weight_decay
-        self.engine.update(seed, coeff, decay)
-        self.history.append((seed, coeff, decay))
+        coeff, decay, gains = lr * grad, lr * self.hp.weight_decay, dict(self.gains)
+        self.engine.update(seed, coeff, decay, gains)
+        self.undo.append(partial(self.engine.revert, seed, coeff, decay, gains))
         return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
                           metrics={"train/projected_grad": grad})
 
     def checkpoint(self) -> int:
-        return len(self.history)
+        return len(self.undo)
 
     def restore(self, checkpoint: int) -> None:
-        """Walk the update log back to `checkpoint` steps: kilobytes of log instead of a weight copy."""
-        while len(self.history) > checkpoint:
-            self.engine.revert(*self.history.pop())
+        """Walk the undo log back to `checkpoint`: kilobytes of log instead of a weight copy."""
+        while len(self.undo) > checkpoint:
+            self.undo.pop()()
+
+
+register_method("mezo-lora")(with_lora(MeZO, lr=1e-4, eps=1e-2))

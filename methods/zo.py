@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Callable, ContextManager, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -80,14 +80,16 @@ class ZOEngine:
         return z
 
     @contextlib.contextmanager
-    def perturbed(self, seed: int, scale: float) -> Iterator[None]:
-        """Forwards inside see theta + scale * z(seed); the parameters are left bit-for-bit as they were."""
+    def substituted(self, make: Callable[[int], torch.Tensor], indices: Iterable[int] | None = None) -> Iterator[None]:
+        """Forwards inside see `make(i)` in place of parameter i (all, or `indices`); the parameters
+        themselves are left bit-for-bit as they were. `make` runs when the owning module runs, so
+        only one module's substitute is alive at a time."""
+        chosen = set(range(len(self.params)) if indices is None else indices)
         reached: set[int] = set()
 
         def pre_hook(module: nn.Module, _args: object) -> None:
             for pname, i in module._zo_slots:  # type: ignore[attr-defined]
-                z = self.direction(seed, i)
-                module._parameters[pname] = torch.add(self.params[i], z, alpha=scale, out=z)
+                module._parameters[pname] = make(i)
                 reached.add(i)
 
         def post_hook(module: nn.Module, _args: object, _out: object) -> None:
@@ -96,7 +98,8 @@ class ZOEngine:
 
         slots: dict[nn.Module, list[tuple[str, int]]] = {}
         for module, pname, i in self._owners:
-            slots.setdefault(module, []).append((pname, i))
+            if i in chosen:
+                slots.setdefault(module, []).append((pname, i))
         handles = []
         for module, s in slots.items():
             module._zo_slots = s  # type: ignore[attr-defined]
@@ -113,22 +116,36 @@ class ZOEngine:
                 del module._zo_slots  # type: ignore[attr-defined]
         if not self._checked and reached:
             self._checked = True
-            missed = [self.names[i] for i in range(len(self.params)) if i not in reached]
+            missed = [self.names[i] for i in chosen if i not in reached]
             if missed:
                 warnings.warn(f"ZO: {len(missed)} trainable parameters never seen in a forward, e.g. {missed[:3]}")
 
-    @torch.no_grad()
-    def update(self, seed: int, coeff: float, decay: float) -> None:
-        """theta <- (1 - decay) * theta - coeff * z(seed); decay skips biases and norm weights."""
-        for i, p in enumerate(self.params):
-            if decay and self.decay[i]:
-                p.mul_(1.0 - decay)
-            p.add_(self.direction(seed, i), alpha=-coeff)
+    def perturbed(self, seed: int, scale: float, scales: list[torch.Tensor] | None = None) -> ContextManager[None]:
+        """Forwards inside see theta + scale * z(seed) (times `scales[i]` elementwise, HiZOO's H^-1/2)."""
+
+        def make(i: int) -> torch.Tensor:
+            z = self.direction(seed, i)
+            if scales is not None:
+                z.mul_(scales[i])
+            return torch.add(self.params[i], z, alpha=scale, out=z)
+
+        return self.substituted(make)
 
     @torch.no_grad()
-    def revert(self, seed: int, coeff: float, decay: float) -> None:
-        """Undo `update(seed, coeff, decay)` up to rounding: how ZO rolls back to its best checkpoint."""
+    def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
+        """theta <- (1 - decay) * theta - coeff * z(seed); decay skips biases and norm weights.
+        `gains` scales the step of some parameters (DiZO's learning-rate projection ablation)."""
         for i, p in enumerate(self.params):
-            p.add_(self.direction(seed, i), alpha=coeff)
+            gain = gains.get(i, 1.0) if gains else 1.0
             if decay and self.decay[i]:
-                p.div_(1.0 - decay)
+                p.mul_(1.0 - decay * gain)
+            p.add_(self.direction(seed, i), alpha=-coeff * gain)
+
+    @torch.no_grad()
+    def revert(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
+        """Undo `update(...)` up to rounding: how ZO rolls back to its best checkpoint."""
+        for i, p in enumerate(self.params):
+            gain = gains.get(i, 1.0) if gains else 1.0
+            p.add_(self.direction(seed, i), alpha=coeff * gain)
+            if decay and self.decay[i]:
+                p.div_(1.0 - decay * gain)

@@ -14,7 +14,7 @@ def bench(*args: str, tmp_path, env: dict | None = None) -> subprocess.Completed
 
 
 @pytest.mark.parametrize("args,message", [
-    (["run", "sgd", "rt-polarity"], "unknown method 'sgd'; choose from: ft, mezo"),
+    (["run", "sgd", "rt-polarity"], "unknown method 'sgd'; choose from: dizo, dizo-fo,"),
     (["run", "mezo", "imdb"], "unknown task 'imdb'; choose from:"),
     (["run", "mezo", "rt-polarity", "--model", "gpt9"], "unknown model 'gpt9'"),
     (["run", "mezo", "rt-polarity", "--steps", "0"], "steps=0 is out of range: must be > 0"),
@@ -45,7 +45,8 @@ def test_unreachable_tracking_server_fails_in_one_line(tmp_path):
 
 def test_list_shows_registered_names(tmp_path):
     out = bench("list", "methods", tmp_path=tmp_path).stdout
-    assert out.split()[0] == "ft" and "mezo" in out
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == sorted(names) and {"ft", "mezo", "hizoo", "dizo", "zero-shot", "dizo-fo-lora"} <= set(names)
     assert "smollm2-135m" in bench("list", "models", tmp_path=tmp_path).stdout
 
 

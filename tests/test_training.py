@@ -93,3 +93,15 @@ def test_batches_cover_every_example_each_epoch():
 def test_run_config_defaults_are_the_papers_sampling():
     cfg = RunConfig(method="mezo", task="sst2")
     assert (cfg.num_train, cfg.num_dev, cfg.num_test) == (1000, 500, 1000)
+
+
+def test_zero_shot_scores_without_training():
+    cfg, hp = build_run("zero-shot", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16"},
+                        model="tiny-random-llama", steps=50)
+    splits = sample_splits(toy_task(), 0, cfg.num_train, cfg.num_dev, cfg.num_test)
+    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    before = {n: p.clone() for n, p in loaded.model.named_parameters()}
+    result = train(cfg, hp, loaded, splits, CPU, progress=False)
+    assert result.forward_passes == 0 and result.losses == [] and result.best_step == 0
+    assert 0.0 <= result.test <= 1.0
+    assert all(torch.equal(before[n], p) for n, p in loaded.model.named_parameters())

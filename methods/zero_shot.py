@@ -1,0 +1,36 @@
+"""Zero-shot: the pre-trained model scored as it is (no training step runs)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from benchmark.registry import register_method
+from methods.base import Fresh, LossFn, Schedule, StepResult
+
+
+@dataclass
+class NoHparams:
+    pass
+
+
+@register_method("zero-shot")
+class ZeroShot:
+    """Scores dev and test with the pre-trained weights; `steps` is ignored."""
+
+    Hparams = NoHparams
+    train_mode = False
+    trains = False
+
+    def __init__(self, hp: NoHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
+        pass
+
+    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
+        raise RuntimeError("zero-shot does not train")
+
+    def checkpoint(self) -> Any:
+        return None
+
+    def restore(self, checkpoint: Any) -> None:
+        pass

@@ -1,0 +1,254 @@
+"""Every method of the paper: the properties that make each one what it claims to be."""
+import pytest
+import torch
+from torch import nn
+
+from benchmark.config import apply_overrides, validate
+from benchmark.errors import BenchmarkError
+from benchmark.models import load_model
+from benchmark.registry import METHODS
+from benchmark.runner import batch_indices
+from benchmark.scoring import Encoder, classification_loss
+from methods.layers import find_modules
+from tests.conftest import CPU, toy_examples
+
+TRAINED = ["ft", "lora", "mezo", "mezo-lora", "hizoo", "hizoo-lora", "dizo", "dizo-lora", "dizo-fo", "dizo-fo-lora"]
+# learning rates under which 300 steps (ZO) or 30 steps (FO) visibly learn the toy rule on the tiny model
+SETTINGS = {
+    "ft": {"lr": "1e-3"}, "lora": {"lr": "1e-2"},
+    "mezo": {"lr": "2e-3"}, "hizoo": {"lr": "2e-3"}, "dizo": {"lr": "2e-3", "projection_interval": "20"},
+    "dizo-fo": {"lr": "2e-3", "projection_interval": "20"},
+    "mezo-lora": {"lr": "1e-1"}, "hizoo-lora": {"lr": "1e-1"},
+    "dizo-lora": {"lr": "1e-1", "projection_interval": "20"}, "dizo-fo-lora": {"lr": "1e-1", "projection_interval": "20"},
+}
+
+
+def make(method: str, model: nn.Module, seed: int = 0, **sets: str):
+    cls = METHODS.get(method)
+    hp = cls.Hparams()
+    apply_overrides([hp], {**SETTINGS.get(method, {}), **sets})
+    validate(hp)
+    return cls(hp, model, lambda step: 1.0, seed)
+
+
+class Loop:
+    """Drives a method over the toy examples the way the runner does."""
+
+    def __init__(self, loaded, n: int = 32, batch_size: int = 8, seed: int = 0):
+        self.loaded = loaded
+        self.examples = toy_examples(n)
+        self.encoder = Encoder(loaded.tokenizer, 128, CPU)
+        self.batches = batch_indices(n, batch_size, seed)
+
+    def loss_fn(self):
+        batch = self.encoder.collate([self.examples[i] for i in next(self.batches)])
+        return lambda: classification_loss(self.loaded.model, batch)
+
+    def run(self, trainer, steps: int, start: int = 0) -> list[float]:
+        losses = []
+        for step in range(start, start + steps):
+            self.loaded.model.train(trainer.train_mode)
+            losses.append(trainer.step(step, self.loss_fn(), self.loss_fn).loss)
+        return losses
+
+    def mean_loss(self) -> float:
+        self.loaded.model.eval()
+        with torch.no_grad():
+            return classification_loss(self.loaded.model, self.encoder.collate(self.examples)).item()
+
+
+def tiny(arch: str = "llama"):
+    return load_model(f"tiny-random-{arch}", CPU, torch.float32)
+
+
+def params_of(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_every_method_lowers_the_training_loss(method):
+    loaded = tiny()
+    loop = Loop(loaded)
+    trainer = make(method, loaded.model)
+    before = loop.mean_loss()
+    loop.run(trainer, 30 if method in ("ft", "lora") else 300)
+    after = loop.mean_loss()  # on the fixed training set: deterministic, so any drop is real; ask for 5%
+    assert after < 0.95 * before, (before, after)
+
+
+@pytest.mark.parametrize("method", ["lora", "mezo-lora", "hizoo-lora", "dizo-lora", "dizo-fo-lora"])
+def test_lora_variants_change_only_adapter_weights(method):
+    loaded = tiny("opt")
+    trainer = make(method, loaded.model)
+    before = params_of(loaded.model)
+    assert any("lora_A" in n for n in before) and any("v_proj.lora_B" in n for n in before)
+    assert not any("k_proj.lora" in n for n in before)  # q and v only
+    Loop(loaded).run(trainer, 25)
+    after = params_of(loaded.model)
+    for name, value in before.items():
+        if "lora_" in name:
+            continue
+        assert torch.equal(value, after[name]), name
+    assert any(not torch.equal(v, after[n]) for n, v in before.items() if "lora_B" in n)
+
+
+def test_dizo_without_projection_is_mezo_exactly():
+    runs = []
+    for method, sets in (("mezo", {}), ("dizo", {"projection_interval": "1000"})):
+        loaded = tiny()
+        trainer = make(method, loaded.model, **{"lr": "2e-3", **sets})
+        runs.append((Loop(loaded).run(trainer, 20), params_of(loaded.model)))
+    (mezo_losses, mezo_params), (dizo_losses, dizo_params) = runs
+    assert mezo_losses == dizo_losses
+    assert all(torch.equal(mezo_params[n], dizo_params[n]) for n in mezo_params)
+
+
+@pytest.mark.parametrize("method", ["dizo", "dizo-fo"])
+@pytest.mark.parametrize("tau", ["0.2", "0.05"])
+def test_projection_keeps_every_ratio_inside_the_clip_range(method, tau):
+    loaded = tiny("opt")
+    trainer = make(method, loaded.model, clip_range=tau, projection_interval="1000", projection_step_size="50")
+    loop = Loop(loaded)
+    loop.run(trainer, 10)
+    before = trainer.norms()
+    trainer.project(10, loop.loss_fn)
+    ratio = trainer.norms() / before
+    t = float(tau)
+    assert len(ratio) == 4  # q and v of 2 layers
+    assert torch.all(ratio >= 1 - t - 1e-5) and torch.all(ratio <= 1 + t + 1e-5), ratio
+    assert torch.allclose(ratio, trainer.last_ratios, atol=1e-4)
+    assert not torch.allclose(ratio, torch.ones_like(ratio), atol=1e-3)  # the search moved
+
+
+def test_projection_with_gamma_equal_to_delta_norm_is_the_identity():
+    loaded = tiny("opt")
+    trainer = make("dizo", loaded.model, projection_interval="1000")
+    Loop(loaded).run(trainer, 5)
+    before = params_of(loaded.model)
+    trainer._apply(torch.ones(len(trainer.layers), dtype=torch.float64))
+    after = params_of(loaded.model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_dizo_keeps_theta0_only_for_projected_layers():
+    loaded = tiny("opt")
+    trainer = make("dizo", loaded.model, projected_layers="q")
+    names = [n for n, _ in trainer.layers]
+    assert names == ["model.decoder.layers.0.self_attn.q_proj.weight", "model.decoder.layers.1.self_attn.q_proj.weight"]
+    assert sum(b.numel() for b in trainer.base) == 2 * 32 * 32
+
+
+@pytest.mark.parametrize("method,sets", [
+    ("dizo", {"projection_interval": "4"}),
+    ("dizo", {"projection_interval": "4", "projection_base": "previous", "reinit": "false"}),
+    ("dizo", {"projection_interval": "4", "projection_target": "lr", "clip_range": "none"}),
+    ("hizoo", {"hessian_smooth": "0.1"}),
+])
+def test_rollback_restores_the_checkpoint(method, sets):
+    loaded = tiny("opt")
+    trainer = make(method, loaded.model, **sets)
+    loop = Loop(loaded)
+    loop.run(trainer, 3)
+    checkpoint, saved = trainer.checkpoint(), params_of(loaded.model)
+    loop.run(trainer, 10, start=3)
+    trainer.restore(checkpoint)
+    after = params_of(loaded.model)
+    for name in saved:
+        torch.testing.assert_close(after[name], saved[name], rtol=1e-4, atol=1e-5)
+
+
+class Quadratic(nn.Module):
+    """0.5 * (x0^2 + 1000 x1^2): condition number 1000, low-dimensional enough for a diagonal
+    estimate from one direction per step to carry per-coordinate signal."""
+
+    def __init__(self):
+        super().__init__()
+        self.x = nn.Parameter(torch.ones(2, dtype=torch.float64))
+        self.register_buffer("a", torch.tensor([1.0, 1000.0], dtype=torch.float64))
+
+    def forward(self):
+        return 0.5 * (self.a * self.x**2).sum()
+
+
+def steps_to_target(method: str, lr: float, seed: int, limit: int = 2000, **sets: str) -> int:
+    model = Quadratic()
+    target = 1e-4 * model().item()
+    trainer = make(method, model, seed=seed, lr=str(lr), eps="1e-4", **sets)
+    for step in range(limit):
+        trainer.step(step, model)
+        with torch.no_grad():
+            loss = model().item()
+        if not loss < 1e6:
+            return limit
+        if loss < target:
+            return step + 1
+    return limit
+
+
+def best_median_steps(method: str, **sets: str) -> float:
+    """Each method at its own best learning rate: median steps over 7 direction seeds."""
+    import statistics
+
+    lrs = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    return min(statistics.median(steps_to_target(method, lr, seed, **sets) for seed in range(7)) for lr in lrs)
+
+
+def test_hizoo_beats_mezo_on_an_ill_conditioned_quadratic():
+    mezo = best_median_steps("mezo")
+    hizoo = best_median_steps("hizoo", hessian_smooth="0.1")
+    assert hizoo < 0.8 * mezo, (hizoo, mezo)
+
+
+def test_hizoo_hessian_stays_positive_and_finite():
+    model = Quadratic()
+    trainer = make("hizoo", model, lr="1e-2", eps="1e-4", hessian_smooth="0.1")
+    for step in range(500):
+        trainer.step(step, model)
+        s = trainer.scales[0]
+        assert torch.all(s > 0) and torch.all(torch.isfinite(s)), (step, s)
+    assert not torch.allclose(s, torch.ones_like(s))  # the estimate moved off the identity
+
+
+@pytest.mark.parametrize("arch,expected", [
+    ("llama", ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"]),
+    ("opt", ["model.decoder.layers.0.self_attn.q_proj", "model.decoder.layers.0.self_attn.v_proj"]),
+])
+def test_projected_layer_mapping_finds_q_and_v(arch, expected):
+    names = [n for n, _ in find_modules(tiny(arch).model, ("q", "v"))]
+    assert sorted(names[:2]) == expected and len(names) == 4  # OPT defines v_proj before q_proj
+
+
+def test_projected_layer_mapping_finds_q_and_v_in_roberta():
+    import transformers
+
+    config = transformers.RobertaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, vocab_size=100)
+    model = transformers.AutoModelForMaskedLM.from_config(config)
+    names = [n for n, _ in find_modules(model, ("q", "v"))]
+    assert names == [f"roberta.encoder.layer.{i}.attention.self.{r}" for i in (0, 1) for r in ("query", "value")]
+    dense = [n for n, _ in find_modules(model, ("dense",))]
+    assert "roberta.encoder.layer.0.output.dense" in dense and "roberta.encoder.layer.0.attention.output.dense" not in dense
+
+
+@pytest.mark.parametrize("sets,message", [
+    ({"clip_range": "1.5"}, "clip_range=1.5 is out of range"),
+    ({"projection_interval": "0"}, "projection_interval=0 is out of range"),
+    ({"projection_base": "theta_t"}, "projection_base='theta_t' is out of range"),
+])
+def test_dizo_hyperparameters_are_validated(sets, message):
+    hp = METHODS.get("dizo").Hparams()
+    apply_overrides([hp], sets)
+    with pytest.raises(BenchmarkError, match=message):
+        validate(hp)
+
+
+def test_clip_range_none_disables_clipping():
+    hp = METHODS.get("dizo").Hparams()
+    apply_overrides([hp], {"clip_range": "none"})
+    validate(hp)
+    assert hp.clip_range is None
+
+
+def test_unknown_projected_role_is_a_clear_error():
+    with pytest.raises(BenchmarkError, match="roles must be a comma list"):
+        make("dizo", tiny().model, projected_layers="q,attn")
