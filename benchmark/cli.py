@@ -39,8 +39,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_perf(args: argparse.Namespace) -> None:
-    from benchmark.perf import main
+    from benchmark.perf import DEFAULT_METHODS, main
 
+    args.methods = args.methods or DEFAULT_METHODS
     main(args)
 
 
@@ -73,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     perf = sub.add_parser("perf", help="step time, forward time and memory per method")
     perf.add_argument("--model", default="smollm2-135m")
     perf.add_argument("--task", default="rt-polarity")
-    perf.add_argument("--methods", nargs="+", default=["mezo", "ft"])
+    perf.add_argument("--methods", nargs="+", default=None, help="default: every method and mezo-reference")
     perf.add_argument("--batch-size", type=int, default=16)
     perf.add_argument("--steps", type=int, default=10, help="timed steps per method (after warm-up)")
     perf.add_argument("--device", default="auto")

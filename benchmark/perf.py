@@ -1,16 +1,21 @@
-"""`benchmark perf`: median step time against median forward time, per method, side by side.
+"""`benchmark perf`: per method, median step time against median forward time, side by side.
 
-nanoGPT's bench.py discipline: warm up, synchronise, time only the step. Every method gets a
-freshly loaded model and the same batch, so numbers in one table are comparable. On CPU the
-memory column is process RSS, which the allocator rarely hands back: read it per row, not as a
-difference between rows (on CUDA it is the allocator's peak for that method alone).
+nanoGPT's bench.py discipline: warm up, synchronise, time only what is meant. Each method runs in
+its own child process on a freshly loaded model and the same batch, so its peak memory (CUDA
+allocator peak, or process RSS on CPU) is its own and not a leftover of the previous row.
+`mezo-reference` is MeZO's released engine (methods/mezo_reference.py) with its scoring (one row
+per candidate, LM head over every position): the baseline `speedup_vs_reference` is taken against.
+DiZO rows add their projection, amortised over `projection_interval` steps, and report
+`projection_overhead`: the projection's time over that of the 2 x projection_iters forwards it adds.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import time
+from typing import Callable
 
 import torch
 
@@ -19,12 +24,17 @@ from benchmark.measure import MemoryMonitor, Stopwatch, device_name
 from benchmark.models import check_model_name, load_model, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
 from benchmark.scoring import Encoder, classification_loss
+from methods.mezo_reference import ReferenceMeZO
 from tasks.sampling import sample_splits
 
 WARMUP = 2
+REFERENCE = "mezo-reference"
+DEFAULT_METHODS = ["mezo-reference", "mezo", "hizoo", "dizo", "dizo-fo", "ft", "lora", "mezo-lora", "hizoo-lora",
+                   "dizo-lora", "dizo-fo-lora"]
 
 
-def median_time(fn, n: int, device: torch.device, memory: MemoryMonitor | None = None) -> float:
+def median_time(fn: Callable[[int], object], n: int, device: torch.device,
+                memory: MemoryMonitor | None = None) -> float:
     watch, times = Stopwatch(device), []
     for i in range(WARMUP + n):
         with watch:
@@ -36,55 +46,75 @@ def median_time(fn, n: int, device: torch.device, memory: MemoryMonitor | None =
     return statistics.median(times)
 
 
-def measure(method: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype, examples) -> dict:
+def measure(method: str, args: argparse.Namespace) -> dict:
+    """One method's row; runs in a child process."""
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    examples = sample_splits(TASKS.get(args.task), 0, args.batch_size, 1, 1).train
+    torch.manual_seed(0)
     loaded = load_model(args.model, device, dtype)
     model = loaded.model
-    batch = Encoder(loaded.tokenizer, 2048, device).collate(examples)
-    loss_fn = lambda: classification_loss(model, batch)  # noqa: E731
+    reference = method == REFERENCE
+    batch = Encoder(loaded.tokenizer, 2048, device, share_prompt=not reference).collate(examples)
+    loss_fn = lambda: classification_loss(model, batch, full_logits=reference)  # noqa: E731
 
     def forward(_: int) -> None:
         with torch.no_grad():
             loss_fn()
 
     model.eval()
-    with MemoryMonitor(device) as inference_memory:
-        forward_s = median_time(forward, args.steps, device, inference_memory)
-    hp = METHODS.get(method).Hparams()
+    with MemoryMonitor(device) as inference:
+        forward_s = median_time(forward, args.steps, device, inference)
+    cls = ReferenceMeZO if reference else METHODS.get(method)
+    hp = cls.Hparams()
     validate(hp)
-    trainer = METHODS.get(method)(hp, model, lambda s: 1.0, 0)
+    trainer = cls(hp, model, lambda s: 1.0, 0)
     model.train(trainer.train_mode)
     passes: list[int] = []
+    fresh = lambda: loss_fn  # noqa: E731  (timing only: the same batch stands in for a fresh one)
     with MemoryMonitor(device) as memory:
-        step_s = median_time(lambda i: passes.append(trainer.step(i, loss_fn).forward_passes), args.steps, device,
-                             memory)
-    return {
-        "step_s": step_s, "forward_s": forward_s, "forward_passes": passes[-1],
-        "step_over_forwards": step_s / (passes[-1] * forward_s), "steps_per_s": 1 / step_s,
-        "peak_memory_gb": memory.peak_gb, "avg_memory_gb": memory.avg_gb,
-        "inference_peak_gb": inference_memory.peak_gb,
-    }
+        step_s = median_time(lambda i: passes.append(trainer.step(i, loss_fn).forward_passes), args.steps, device, memory)
+        row = {"step_s": step_s, "forward_s": forward_s, "forward_passes": passes[-1],
+               "step_over_forwards": step_s / (passes[-1] * forward_s)}
+        if hasattr(trainer, "project"):
+            projection_s = median_time(lambda i: trainer.project(i, fresh), max(1, args.steps // 2), device, memory)
+            row["projection_s"] = projection_s
+            row["projection_overhead"] = projection_s / (trainer._passes() * forward_s)
+            step_s += projection_s / hp.projection_interval  # amortised over the interval
+    row.update({"steps_per_s": 1 / step_s, "peak_memory_gb": memory.peak_gb, "avg_memory_gb": memory.avg_gb,
+                "inference_peak_gb": inference.peak_gb})
+    return row
 
 
 def main(args: argparse.Namespace) -> None:
     check_model_name(args.model)
     for m in args.methods:
-        METHODS.get(m)
+        if m != REFERENCE:
+            METHODS.get(m)
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
-    examples = sample_splits(TASKS.get(args.task), 0, args.batch_size, 1, 1).train
-    torch.manual_seed(0)
-    results = {}
     started = time.time()
-    for m in args.methods:
-        results[m] = measure(m, args, device, dtype, examples)
+    results: dict[str, dict] = {}
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for m in args.methods:
+            results[m] = pool.apply(measure, (m, args))
+    base = results.get("mezo")
+    for m, r in results.items():
+        if base:
+            r["throughput_vs_mezo"] = r["steps_per_s"] / base["steps_per_s"]
+    if base and REFERENCE in results:
+        base["speedup_vs_reference"] = results[REFERENCE]["step_s"] / base["step_s"]
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"model {args.model} | {device_name(device)} | {str(dtype).removeprefix('torch.')} | batch "
-          f"{args.batch_size} | median of {args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
-    print(f"{'method':12s} {'step s':>8s} {'fwd s':>8s} {'passes':>6s} {'step/(passes*fwd)':>18s} "
-          f"{'steps/s':>8s} {'peak GB':>8s} {'infer GB':>8s}")
+    dtype = str(resolve_dtype(args.dtype, device)).removeprefix("torch.")
+    print(f"model {args.model} | {device_name(device)} | {dtype} | batch {args.batch_size} | median of "
+          f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
+    print(f"{'method':14s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
+          f"{'vs mezo':>7s} {'peak GB':>8s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")
     for m, r in results.items():
-        print(f"{m:12s} {r['step_s']:8.3f} {r['forward_s']:8.3f} {r['forward_passes']:6d} "
-              f"{r['step_over_forwards']:18.2f} {r['steps_per_s']:8.2f} {r['peak_memory_gb']:8.2f} "
-              f"{r['inference_peak_gb']:8.2f}")
+        print(f"{m:14s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6d} "
+              f"{r['step_over_forwards']:12.2f} {r['steps_per_s']:8.3f} {r.get('throughput_vs_mezo', 0):7.2f} "
+              f"{r['peak_memory_gb']:8.2f} {r['avg_memory_gb']:7.2f} {r['inference_peak_gb']:8.2f} "
+              f"{r.get('projection_overhead', float('nan')):8.2f}")
+    if base and "speedup_vs_reference" in base:
+        print(f"mezo speedup_vs_reference: {base['speedup_vs_reference']:.2f}")

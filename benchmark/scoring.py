@@ -104,12 +104,13 @@ class Encoder:
         )
 
 
-def candidate_scores(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
-    """[B, C] mean log-prob of each candidate's tokens; -inf where an example has fewer candidates."""
+def candidate_scores(model: PreTrainedModel, batch: Batch, full_logits: bool = False) -> torch.Tensor:
+    """[B, C] mean log-prob of each candidate's tokens; -inf where an example has fewer candidates.
+    `full_logits` runs the LM head over every position, as MeZO's released code does (perf baseline)."""
     logits = model(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-        logits_to_keep=batch.keep,
-    ).logits
+        logits_to_keep=0 if full_logits else batch.keep,
+    ).logits[:, -batch.keep:]
     # half-precision logits are upcast for the softmax; fp32/fp64 stay as they are
     logp = torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)[batch.cand_row, batch.cand_pos, batch.cand_tok]
     mean = (logp * batch.cand_mask).sum(-1) / batch.cand_mask.sum(-1)
@@ -117,9 +118,9 @@ def candidate_scores(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
     return grid.index_put((batch.slots,), mean).view(batch.num_examples, batch.max_candidates)
 
 
-def classification_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
+def classification_loss(model: PreTrainedModel, batch: Batch, full_logits: bool = False) -> torch.Tensor:
     """MeZO's train-as-classification loss: cross-entropy over candidate scores."""
-    return F.cross_entropy(candidate_scores(model, batch), batch.gold)
+    return F.cross_entropy(candidate_scores(model, batch, full_logits), batch.gold)
 
 
 @torch.no_grad()

@@ -85,3 +85,19 @@ def test_run_records_the_mlflow_contract(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "| mezo | rt-polarity | tiny-random-llama |" in report.stdout
     assert (tmp_path / "reports" / "cli-test" / "summary.csv").is_file()
+
+
+def test_perf_json_reports_every_field(tmp_path):
+    import json
+
+    proc = bench("perf", "--model", "tiny-random-llama", "--methods", "mezo-reference", "mezo", "dizo",
+                 "--steps", "1", "--batch-size", "4", "--json", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert list(rows) == ["mezo-reference", "mezo", "dizo"]
+    for row in rows.values():
+        for key in ("step_s", "forward_s", "step_over_forwards", "steps_per_s", "throughput_vs_mezo",
+                    "peak_memory_gb", "avg_memory_gb"):
+            assert row[key] > 0, key
+    assert rows["mezo"]["speedup_vs_reference"] > 0 and rows["dizo"]["projection_overhead"] > 0
+    assert rows["mezo"]["throughput_vs_mezo"] == 1.0
