@@ -65,11 +65,12 @@ class MemoryMonitor:
 
     @property
     def peak_gb(self) -> float:
-        return max(self.step_peaks, default=0.0)
+        """NaN when no step ran (zero-shot): nothing was measured, which is not zero."""
+        return max(self.step_peaks, default=float("nan"))
 
     @property
     def avg_gb(self) -> float:
-        return sum(self.step_peaks) / len(self.step_peaks) if self.step_peaks else 0.0
+        return sum(self.step_peaks) / len(self.step_peaks) if self.step_peaks else float("nan")
 
 
 class Stopwatch:

@@ -117,7 +117,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     devices = torch.cuda.device_count() if device.type == "cuda" else 1
     return RunResult(
         dev_best=best_dev, best_step=best_step, test=test,
-        steps_per_s=steps / watch.total_s if watch.total_s else 0.0,
+        steps_per_s=steps / watch.total_s if watch.total_s else float("nan"),
         peak_memory_gb=memory.peak_gb, avg_memory_gb=memory.avg_gb,
         train_hours=devices * watch.total_s / 3600, forward_passes=forwards, losses=losses,
     )

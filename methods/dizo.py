@@ -26,12 +26,12 @@ from functools import partial
 import torch
 from torch import nn
 
-from benchmark.config import non_negative, one_of, param, positive
+from benchmark.config import one_of, param, positive
 from benchmark.registry import register_method
 from methods.base import Fresh, LossFn, Schedule, StepResult
-from methods.layers import parse_roles, role_weights
+from methods.layers import parse_roles, role_weights, valid_roles
 from methods.lora import with_lora
-from methods.mezo import MeZO
+from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
 
 
@@ -40,10 +40,7 @@ def _clip_ok(x: float | None) -> bool:
 
 
 @dataclass
-class DiZOHparams:
-    lr: float = param(1e-6, "learning rate of the ZO steps", positive, "> 0")
-    eps: float = param(1e-3, "perturbation scale epsilon of the ZO steps", positive, "> 0")
-    weight_decay: float = param(0.0, "decoupled weight decay (not on biases or norm weights)", non_negative, ">= 0")
+class DiZOHparams(MeZOHparams):
     projection_interval: int = param(50, "steps between projections (kappa)", positive, ">= 1")
     projection_iters: int = param(10, "ZO iterations per projection, each on a fresh batch", positive, ">= 1")
     projection_eps: float = param(0.1, "perturbation of the ratio (relative to ||delta||)", positive, "> 0")
@@ -52,7 +49,7 @@ class DiZOHparams:
     reinit: bool = param(True, "re-initialise gamma to ||delta|| before each search")
     projection_base: str = param("initial", "initial (theta0) | previous (weights at the last projection)", *one_of("initial", "previous"))
     projection_target: str = param("weights", "weights | lr (ratios scale the next interval's steps)", *one_of("weights", "lr"))
-    projected_layers: str = param("q,v", "roles to project: comma list of q,k,v,o,dense")
+    projected_layers: str = param("q,v", "roles to project", valid_roles, "a comma list of q,k,v,o,dense")
     relative_projection: bool = param(True, "ratio perturbation and step relative to ||delta|| (released code)")
     theta0_on_device: bool = param(False, "keep theta0 on the GPU instead of pinned host memory")
     projection_lr: float = param(1e-2, "Adam learning rate of the ratios (dizo-fo only)", positive, "> 0")

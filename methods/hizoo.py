@@ -14,11 +14,11 @@ from functools import partial
 import torch
 from torch import nn
 
-from benchmark.config import non_negative, param, positive
+from benchmark.config import param
 from benchmark.registry import register_method
 from methods.base import Fresh, LossFn, Schedule, StepResult
 from methods.lora import with_lora
-from methods.mezo import MeZO
+from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
 
 
@@ -27,10 +27,7 @@ def _unit_interval(x: float) -> bool:
 
 
 @dataclass
-class HiZOOHparams:
-    lr: float = param(1e-6, "learning rate", positive, "> 0")
-    eps: float = param(1e-3, "perturbation scale epsilon", positive, "> 0")
-    weight_decay: float = param(0.0, "decoupled weight decay (not on biases or norm weights)", non_negative, ">= 0")
+class HiZOOHparams(MeZOHparams):
     hessian_smooth: float = param(1e-8, "alpha: smoothing of the diagonal Hessian estimate", _unit_interval, "in [0, 1)")
 
 

@@ -28,6 +28,12 @@ def parse_roles(text: str) -> tuple[str, ...]:
     return roles
 
 
+def valid_roles(text: str) -> bool:
+    """Field check for role lists, so a bad list fails before any model is loaded."""
+    roles = [r.strip() for r in text.split(",") if r.strip()]
+    return bool(roles) and all(r in ROLES for r in roles)
+
+
 def _matches(name: str, suffix: str) -> bool:
     if "*" in suffix:  # "layer.*.output.dense": RoBERTa's FFN output, not attention.output.dense
         head, tail = suffix.split(".*.")

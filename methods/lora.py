@@ -13,7 +13,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from benchmark.config import param, positive
-from methods.layers import find_modules, parse_roles
+from methods.layers import find_modules, parse_roles, valid_roles
 
 
 def add_lora(model: nn.Module, r: int, alpha: int, roles: str) -> None:
@@ -26,7 +26,7 @@ def add_lora(model: nn.Module, r: int, alpha: int, roles: str) -> None:
 LORA_FIELDS = [
     ("lora_r", int, param(8, "LoRA rank", positive, "> 0")),
     ("lora_alpha", int, param(16, "LoRA alpha (scale alpha/r)", positive, "> 0")),
-    ("lora_roles", str, param("q,v", "projections that get adapters (q,k,v,o,dense)")),
+    ("lora_roles", str, param("q,v", "projections that get adapters", valid_roles, "a comma list of q,k,v,o,dense")),
 ]
 
 

@@ -249,6 +249,7 @@ def test_clip_range_none_disables_clipping():
     assert hp.clip_range is None
 
 
-def test_unknown_projected_role_is_a_clear_error():
-    with pytest.raises(BenchmarkError, match="roles must be a comma list"):
-        make("dizo", tiny().model, projected_layers="q,attn")
+@pytest.mark.parametrize("method,key", [("dizo", "projected_layers"), ("mezo-lora", "lora_roles")])
+def test_unknown_projected_role_is_a_clear_error(method, key):
+    with pytest.raises(BenchmarkError, match=f"{key}='q,attn' is out of range: must be a comma list of q,k,v,o,dense"):
+        make(method, tiny().model, **{key: "q,attn"})

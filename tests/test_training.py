@@ -1,5 +1,6 @@
 """The runner loop on a tiny model: determinism, learning, best-on-dev selection."""
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -104,4 +105,5 @@ def test_zero_shot_scores_without_training():
     result = train(cfg, hp, loaded, splits, CPU, progress=False)
     assert result.forward_passes == 0 and result.losses == [] and result.best_step == 0
     assert 0.0 <= result.test <= 1.0
+    assert math.isnan(result.peak_memory_gb) and math.isnan(result.steps_per_s)  # not measured, not zero
     assert all(torch.equal(before[n], p) for n, p in loaded.model.named_parameters())
