@@ -11,11 +11,9 @@ from benchmark.errors import BenchmarkError
 def cmd_run(args: argparse.Namespace) -> None:
     from benchmark.config import parse_set_args
     from benchmark.runner import build_run, run
-    from benchmark.tracking import connect
 
     cfg, hp = build_run(args.method, args.task, parse_set_args(args.set), model=args.model, steps=args.steps,
                         seed=args.seed, device=args.device, dtype=args.dtype, experiment=args.experiment)
-    connect(cfg.experiment)  # an unreachable store fails now, not after training
     r = run(cfg, hp, progress=not args.quiet)
     print(f"{cfg.method} {cfg.task} {cfg.model} seed={cfg.seed}: dev {r.dev_best:.4f} (step {r.best_step}) "
           f"test {r.test:.4f} | {r.steps_per_s:.2f} steps/s | peak {r.peak_memory_gb:.2f} GB | "
