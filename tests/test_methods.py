@@ -28,6 +28,7 @@ def make(method: str, model: nn.Module, seed: int = 0, **sets: str):
     hp = cls.Hparams()
     apply_overrides([hp], {**SETTINGS.get(method, {}), **sets})
     validate(hp)
+    torch.manual_seed(seed)  # LoRA's A is initialised from the global RNG, as the runner seeds it
     return cls(hp, model, lambda step: 1.0, seed)
 
 
