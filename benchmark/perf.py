@@ -79,7 +79,7 @@ def measure(method: str, args: argparse.Namespace) -> dict:
         if hasattr(trainer, "project"):
             projection_s = median_time(lambda i: trainer.project(i, fresh), max(1, args.steps // 2), device, memory)
             row["projection_s"] = projection_s
-            row["projection_overhead"] = projection_s / (trainer._passes() * forward_s)
+            row["projection_overhead"] = projection_s / (trainer.projection_passes() * forward_s)
             step_s += projection_s / hp.projection_interval  # amortised over the interval
     row.update({"steps_per_s": 1 / step_s, "peak_memory_gb": memory.peak_gb, "avg_memory_gb": memory.avg_gb,
                 "inference_peak_gb": inference.peak_gb})
@@ -98,8 +98,8 @@ def main(args: argparse.Namespace) -> None:
         for m in args.methods:
             results[m] = pool.apply(measure, (m, args))
     base = results.get("mezo")
-    for m, r in results.items():
-        if base:
+    if base:
+        for r in results.values():
             r["throughput_vs_mezo"] = r["steps_per_s"] / base["steps_per_s"]
     if base and REFERENCE in results:
         base["speedup_vs_reference"] = results[REFERENCE]["step_s"] / base["step_s"]

@@ -20,7 +20,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
 from benchmark.models import LoadedModel, load_model, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
-from benchmark.scoring import Batch, Encoder, accuracy, classification_loss
+from benchmark.scoring import Encoder, accuracy, classification_loss
 from methods.base import LossFn, lr_schedule
 from tasks.base import Splits
 from tasks.sampling import sample_splits
@@ -83,11 +83,10 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     on_metrics({"eval/dev_score": best_dev}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
 
-    def loss_of(batch: Batch) -> LossFn:
-        return lambda: classification_loss(model, batch)
-
     def fresh() -> LossFn:
-        return loss_of(encoder.collate([splits.train[i] for i in next(batches)]))
+        """The next training batch, collated, as a loss closure (DiZO's projection asks for more)."""
+        batch = encoder.collate([splits.train[i] for i in next(batches)])
+        return lambda: classification_loss(model, batch)
 
     watch, losses, forwards = Stopwatch(device), [], 0
     bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,
@@ -95,9 +94,9 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     with MemoryMonitor(device) as memory:
         for step in range(steps):
             model.train(method.train_mode)
-            batch = encoder.collate([splits.train[i] for i in next(batches)])
+            loss_fn = fresh()
             with watch:
-                out = method.step(step, loss_of(batch), fresh)
+                out = method.step(step, loss_fn, fresh)
             if not math.isfinite(out.loss):
                 raise Diverged(f"training loss became {out.loss} at step {step + 1}")
             losses.append(out.loss)

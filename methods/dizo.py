@@ -149,9 +149,10 @@ class DiZO(MeZO):
             for k, (_, i) in enumerate(self.layers):
                 self.base[k].copy_(self.engine.params[i].detach())
             self.undo.append(partial(self._set_base, old_base))
-        return self._passes(), ratios
+        return self.projection_passes(), ratios
 
-    def _passes(self) -> int:
+    def projection_passes(self) -> int:
+        """Forward passes one projection adds (backward not counted)."""
         return 2 * self.hp.projection_iters
 
     @torch.no_grad()
@@ -201,7 +202,7 @@ class DiZOFO(DiZO):
                 p.requires_grad_(True)
         return r.detach().to("cpu", torch.float64)
 
-    def _passes(self) -> int:
+    def projection_passes(self) -> int:
         return self.hp.projection_iters
 
 

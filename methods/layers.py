@@ -19,19 +19,21 @@ ROLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def parse_roles(text: str) -> tuple[str, ...]:
-    """"q,v" -> ("q", "v"); an unknown role is a user error."""
-    roles = tuple(r.strip() for r in text.split(",") if r.strip())
-    bad = [r for r in roles if r not in ROLES]
-    if bad or not roles:
-        raise BenchmarkError(f"projected_layers={text!r}: roles must be a comma list of {', '.join(ROLES)}")
-    return roles
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(r.strip() for r in text.split(",") if r.strip())
 
 
 def valid_roles(text: str) -> bool:
     """Field check for role lists, so a bad list fails before any model is loaded."""
-    roles = [r.strip() for r in text.split(",") if r.strip()]
+    roles = _split(text)
     return bool(roles) and all(r in ROLES for r in roles)
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    """"q,v" -> ("q", "v"); an unknown role is a user error."""
+    if not valid_roles(text):
+        raise BenchmarkError(f"roles {text!r}: must be a comma list of {', '.join(ROLES)}")
+    return _split(text)
 
 
 def _matches(name: str, suffix: str) -> bool:
