@@ -46,9 +46,16 @@ class RunConfig:
     dtype: str = param("auto", "auto (fp32 on CPU, fp16 on CUDA)|fp32|fp16|bf16", *one_of("auto", "fp32", "fp16", "bf16"))
     batch_size: int = param(16, "training examples per step", positive, "> 0")
     eval_every: int = param(100, "evaluate on dev every N steps (and at the end)", positive, "> 0")
-    num_train: int = param(1000, "training examples sampled from the train pool", positive, "> 0")
-    num_dev: int = param(500, "dev examples (from the train pool, disjoint from train)", positive, "> 0")
-    num_test: int = param(1000, "test examples (from the held-out pool, fixed across seeds)", positive, "> 0")
+    num_train: int | None = param(None, "training examples from the train pool (none: the task's size, 1000 for most)",
+                                  positive, "> 0")
+    num_dev: int | None = param(None, "dev examples, from the train pool, disjoint from train (none: the task's, 500 "
+                                "for most)", positive, "> 0")
+    num_test: int | None = param(None, "test examples, from the held-out pool, fixed across seeds (none: 1000 or the "
+                                 "whole pool if smaller)", positive, "> 0")
+    k: int | None = param(None, "k-shot: k examples per class for train and k for dev (LM-BFF; 16 or 512 in the "
+                          "paper); none: num_train/num_dev", positive, "> 0")
+    template: str | None = param(None, "prompt template name (benchmark show-task lists them); none: the task's "
+                                 "default for the model kind")
     eval_batch_size: int = param(32, "examples per evaluation forward", positive, "> 0")
     max_length: int = param(2048, "max tokens per prompt+candidate (prompt truncated on the left)", positive, "> 0")
     lr_schedule: str = param("constant", "constant|linear (linear decays to 0 at the last step)", *one_of("constant", "linear"))

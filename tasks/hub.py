@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from benchmark.errors import BenchmarkError
-from tasks.base import Pools
+from tasks.base import Pools, Row
 
 
 def _local_dir(task: str) -> Path | None:
@@ -17,7 +18,9 @@ def _local_dir(task: str) -> Path | None:
     return Path(root) / task if root else None
 
 
-def hf_pools(task: str, path: str, name: str | None, train: str, heldout: str) -> Pools:
+def hf_pools(task: str, path: str, name: str | None = None, train: str = "train", heldout: str = "validation",
+             keep: Callable[[Row], bool] | None = None) -> Pools:
+    """Train and held-out pools of a hub dataset; `keep` drops rows (SNLI's unlabeled -1 rows)."""
     import datasets
 
     local = _local_dir(task)
@@ -33,4 +36,5 @@ def hf_pools(task: str, path: str, name: str | None, train: str, heldout: str) -
             f"cannot load dataset {path}/{name} for task {task}: {first} "
             f"(offline? put {train}.jsonl/{heldout}.jsonl under $ZOBENCH_DATA_DIR/{task}/ or use rt-polarity)"
         ) from None
-    return Pools(train=list(data[train]), heldout=list(data[heldout]))
+    rows = {split: [r for r in data[split] if keep is None or keep(r)] for split in (train, heldout)}
+    return Pools(train=rows[train], heldout=rows[heldout])

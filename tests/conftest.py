@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from benchmark.models import LoadedModel, load_model
-from tasks.base import Example, Pools, Task
+from tasks.base import Example, Pools, Task, Template
 
 CPU = torch.device("cpu")
 
@@ -22,10 +22,14 @@ def toy_examples(n: int, offset: int = 0) -> list[Example]:
     ]
 
 
+def toy_render(row: dict) -> Example:
+    return toy_examples(1, row["i"])[0]
+
+
 def toy_task(n_train: int = 200, n_heldout: int = 100) -> Task:
     rows = [{"i": i} for i in range(n_train + n_heldout)]
     return Task(
         name="toy", description="synthetic",
         load_pools=lambda: Pools(train=rows[:n_train], heldout=rows[n_train:]),
-        render=lambda row: toy_examples(1, row["i"])[0],
+        templates={"toy": Template("causal", toy_render, "tests")},
     )

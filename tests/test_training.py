@@ -11,7 +11,7 @@ from benchmark.registry import METHODS
 from benchmark.runner import Diverged, batch_indices, build_run, train
 from benchmark.scoring import Encoder, classification_loss
 from tasks.sampling import sample_splits
-from tests.conftest import CPU, toy_task
+from tests.conftest import CPU, toy_render, toy_task
 
 SETTINGS = {
     "mezo": {"lr": "2e-3", "eps": "1e-3"},
@@ -29,7 +29,7 @@ def configure(method: str, steps: int, **extra: str):
 def run_tiny(method: str, steps: int, seed: int = 0, **extra: str):
     cfg, hp = configure(method, steps, **extra)
     cfg = dataclasses.replace(cfg, seed=seed)
-    splits = sample_splits(toy_task(), seed, cfg.num_train, cfg.num_dev, cfg.num_test)
+    splits = sample_splits(toy_task(), toy_render, seed, cfg.num_train, cfg.num_dev, cfg.num_test)
     loaded = load_model("tiny-random-llama", CPU, torch.float32)
     return train(cfg, hp, loaded, splits, CPU, progress=False), loaded, splits
 
@@ -52,7 +52,7 @@ def test_same_seed_gives_identical_losses(method):
 @pytest.mark.parametrize("method,steps", [("mezo", 150), ("ft", 30)])
 def test_training_lowers_the_training_loss(method, steps):
     cfg, hp = configure(method, steps)
-    examples = sample_splits(toy_task(), 0, cfg.num_train, cfg.num_dev, cfg.num_test).train
+    examples = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test).train
     loaded = load_model("tiny-random-llama", CPU, torch.float32)
     model = loaded.model
     trainer = METHODS.get(method)(hp, model, lambda step: 1.0, 0)
@@ -99,7 +99,7 @@ def test_run_config_defaults_are_the_papers_sampling():
 def test_zero_shot_scores_without_training():
     cfg, hp = build_run("zero-shot", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16"},
                         model="tiny-random-llama", steps=50)
-    splits = sample_splits(toy_task(), 0, cfg.num_train, cfg.num_dev, cfg.num_test)
+    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
     loaded = load_model("tiny-random-llama", CPU, torch.float32)
     before = {n: p.clone() for n, p in loaded.model.named_parameters()}
     result = train(cfg, hp, loaded, splits, CPU, progress=False)
