@@ -30,6 +30,17 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"{name:20s} {doc if isinstance(doc, str) else ''.join(doc)}")
 
 
+def cmd_show_task(args: argparse.Namespace) -> None:
+    from tasks.show import show_task
+
+    if args.model is not None:
+        from benchmark.models import check_model_name, model_kind
+
+        check_model_name(args.model)
+        args.kind = model_kind(args.model)
+    print(show_task(args.task, args.n, args.template, args.kind, args.split, args.seed))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from reports.summary import report
 
@@ -63,6 +74,16 @@ def parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="registered methods, tasks or models")
     ls.add_argument("what", choices=["methods", "tasks", "models"])
     ls.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show-task", help="rendered prompts, candidates and gold of a task")
+    show.add_argument("task")
+    show.add_argument("--n", type=int, default=3, help="examples to show")
+    show.add_argument("--template", default=None, help="template name (default: the kind's default)")
+    show.add_argument("--kind", choices=["causal", "masked"], default="causal", help="model kind to render for")
+    show.add_argument("--model", default=None, help="take the kind from this model instead")
+    show.add_argument("--split", default="test", help="train|dev|test")
+    show.add_argument("--seed", type=int, default=0)
+    show.set_defaults(func=cmd_show_task)
 
     rep = sub.add_parser("report", help="tables from MLflow")
     rep.add_argument("experiment")

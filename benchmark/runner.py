@@ -23,7 +23,7 @@ from benchmark.registry import METHODS, TASKS
 from benchmark.scoring import Encoder, answer_loss, classification_loss, evaluate
 from methods.base import LossFn, lr_schedule
 from tasks.base import Splits, Task
-from tasks.sampling import sample_splits
+from tasks.sampling import check_k, sample_splits
 
 OnMetrics = Callable[[dict[str, float], int], None]
 
@@ -170,5 +170,6 @@ def build_run(method: str, task: str, sets: dict[str, str], **fields: Any) -> tu
     validate(hp)
     check_model_name(cfg.model)
     task_def.template(model_kind(cfg.model), cfg.template)
+    check_k(task_def, cfg.k)
     resolve_device(cfg.device)
     return cfg, hp

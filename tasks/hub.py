@@ -23,6 +23,7 @@ def hf_pools(task: str, path: str, name: str | None = None, train: str = "train"
     """Train and held-out pools of a hub dataset; `keep` drops rows (SNLI's unlabeled -1 rows)."""
     import datasets
 
+    datasets.disable_progress_bars()
     local = _local_dir(task)
     try:
         if local is not None and (local / f"{train}.jsonl").is_file():

@@ -43,10 +43,14 @@ def sample_splits(task: Task, render: Render, seed: int, num_train: int | None =
                   test=_test(task, render, num_test))
 
 
+def check_k(task: Task, k: int | None) -> None:
+    if k is not None and task.generation:
+        raise BenchmarkError(f"k={k}: task {task.name} is generation; k-shot per class needs classes (unset k)")
+
+
 def _k_shot(task: Task, render: Render, seed: int, k: int, num_test: int) -> Splits:
     """k per class for train, then k per class for dev, from one seeded shuffle of the train pool."""
-    if task.generation:
-        raise BenchmarkError(f"task {task.name} is generation: k-shot per class needs classes (unset k)")
+    check_k(task, k)
     pool = list(task.load_pools().train)
     random.Random(seed).shuffle(pool)
     train: list[Example] = []

@@ -25,6 +25,12 @@ def bench(*args: str, tmp_path, env: dict | None = None) -> subprocess.Completed
     (["run", "mezo", "rt-polarity", "--set", "lr=nan"], "lr='nan': expected float"),
     (["run", "ft", "rt-polarity", "--set", "eps=1e-3"], "unknown setting 'eps'"),
     (["run", "mezo", "rt-polarity", "--dtype", "fp8"], "dtype='fp8' is out of range: must be one of"),
+    (["run", "mezo", "rt-polarity", "--set", "template=fancy"], "task rt-polarity: no causal-LM template 'fancy'"),
+    (["run", "mezo", "squad", "--set", "k=16"], "k=16: task squad is generation"),
+    (["run", "mezo", "squad", "--model", "tiny-random-roberta"], "task squad has no prompt for masked LMs"),
+    (["run", "mezo", "rt-polarity", "--set", "k=0"], "k=0 is out of range: must be > 0"),
+    (["show-task", "rt-polarity", "--template", "lm-bff"], "no causal-LM template 'lm-bff'"),
+    (["show-task", "rt-polarity", "--split", "val"], "--split 'val': expected train, dev or test"),
 ])
 def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
     proc = bench(*args, tmp_path=tmp_path)
@@ -101,3 +107,14 @@ def test_perf_json_reports_every_field(tmp_path):
             assert row[key] > 0, key
     assert rows["mezo"]["speedup_vs_reference"] > 0 and rows["dizo"]["projection_overhead"] > 0
     assert rows["mezo"]["throughput_vs_mezo"] == 1.0
+
+
+def test_show_task_prints_rendered_prompts_candidates_and_gold(tmp_path):
+    proc = bench("show-task", "rt-polarity", "--n", "2", tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("--- test example") == 2 and proc.stdout.count(" It was\n") == 2
+    assert proc.stdout.count("candidates (* gold):") == 2 and "' terrible'" in proc.stdout
+    masked = bench("show-task", "rt-5way", "--model", "tiny-random-roberta", "--n", "1", tmp_path=tmp_path).stdout
+    assert "It was<mask>." in masked and "' okay'" in masked
+    review = bench("show-task", "rt-polarity", "--template", "review", "--n", "1", tmp_path=tmp_path).stdout
+    assert "Review: " in review and "\nSentiment:\n" in review and "' positive'" in review

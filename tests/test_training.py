@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
-from benchmark.config import RunConfig
 from benchmark.models import load_model
 from benchmark.registry import METHODS
 from benchmark.runner import Diverged, batch_indices, build_run, train
 from benchmark.scoring import Encoder, classification_loss
 from tasks.sampling import sample_splits
+from tasks.base import Example, Splits
 from tests.conftest import CPU, toy_render, toy_task
+from tests.test_methods import SETTINGS as METHOD_SETTINGS, TRAINED
 
 SETTINGS = {
     "mezo": {"lr": "2e-3", "eps": "1e-3"},
@@ -91,11 +92,6 @@ def test_batches_cover_every_example_each_epoch():
     assert all(len(next(gen)) == 4 for _ in range(7))
 
 
-def test_run_config_defaults_are_the_papers_sampling():
-    cfg = RunConfig(method="mezo", task="sst2")
-    assert (cfg.num_train, cfg.num_dev, cfg.num_test) == (1000, 500, 1000)
-
-
 def test_zero_shot_scores_without_training():
     cfg, hp = build_run("zero-shot", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16"},
                         model="tiny-random-llama", steps=50)
@@ -107,3 +103,36 @@ def test_zero_shot_scores_without_training():
     assert 0.0 <= result.test <= 1.0
     assert math.isnan(result.peak_memory_gb) and math.isnan(result.steps_per_s)  # not measured, not zero
     assert all(torch.equal(before[n], p) for n, p in loaded.model.named_parameters())
+
+
+@pytest.mark.parametrize("method", ["zero-shot", *TRAINED])
+def test_every_method_runs_on_a_masked_lm(method):
+    """Table 3's path: RoBERTa-style model, candidates read at the mask, through the real loop
+    (DiZO projects twice, on RoBERTa's query/value layers)."""
+    sets = {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8", "eval_every": "2",
+            **METHOD_SETTINGS.get(method, {}), **({"projection_interval": "2"} if "dizo" in method else {})}
+    cfg, hp = build_run(method, "rt-polarity", sets, model="tiny-random-roberta", steps=4)
+    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
+    loaded = load_model("tiny-random-roberta", CPU, torch.float32)
+    assert loaded.kind == "masked"
+    result = train(cfg, hp, loaded, splits, CPU, progress=False)
+    assert len(result.losses) == (0 if method == "zero-shot" else 4)
+    assert all(math.isfinite(x) for x in result.losses) and 0.0 <= result.test <= 1.0
+    assert (result.forward_passes > 0) == (method != "zero-shot")
+
+
+def qa_examples(n: int, offset: int = 0) -> list[Example]:
+    return [Example(f"Passage: the code is {i % 7}.\nQuestion: what is the code?\nAnswer:", (f" {i % 7}\n",), 0,
+                    answers=(str(i % 7),)) for i in range(offset, offset + n)]
+
+
+def test_generation_task_trains_on_the_answer_and_reports_f1_and_em():
+    cfg, hp = build_run("ft", "squad", {"num_train": "16", "num_dev": "8", "num_test": "8", "batch_size": "4",
+                                        "eval_every": "5", "lr": "1e-3"}, model="tiny-random-llama", steps=10)
+    splits = Splits(train=qa_examples(16), dev=qa_examples(8, 16), test=qa_examples(8, 24))
+    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    result = train(cfg, hp, loaded, splits, CPU, progress=False, generation=True)
+    assert result.losses[-1] < result.losses[0]  # the answer tokens' LM loss falls
+    assert set(result.test_extra) == {"exact_match"}
+    assert 0.0 <= result.test_extra["exact_match"] <= result.test <= 1.0
+    assert "test/exact_match" in result.summary_metrics()

@@ -1,4 +1,5 @@
 """The ZO engine: exact restore, the SPSA estimate against autograd, and rollback."""
+import pytest
 import torch
 
 from benchmark.scoring import Encoder, classification_loss
@@ -39,14 +40,16 @@ def test_perturbed_forward_equals_explicitly_shifted_weights(tiny):
     torch.testing.assert_close(hooked, explicit, rtol=1e-6, atol=1e-6)
 
 
-def test_projected_gradient_matches_autograd_directional_derivative():
+@pytest.mark.parametrize("arch", ["opt", "roberta"])
+def test_projected_gradient_matches_autograd_directional_derivative(arch):
+    """On a causal LM and on a masked LM scored at the mask: the ZO engine sees the same loss autograd does."""
     from benchmark.models import load_model
 
-    # OPT: LlamaRMSNorm computes in fp32 whatever the input dtype, which would swamp a float64 difference
-    loaded = load_model("tiny-random-opt", CPU, torch.float64)
+    # not Llama: LlamaRMSNorm computes in fp32 whatever the input dtype, which would swamp a float64 difference
+    loaded = load_model(f"tiny-random-{arch}", CPU, torch.float64)
     model = loaded.model.eval()
     engine = ZOEngine(model, trainable(model), decays(model))
-    batch = Encoder(loaded.tokenizer, 128, CPU).collate(toy_examples(8))
+    batch = Encoder(loaded.tokenizer, 128, CPU, masked=loaded.kind == "masked").collate(toy_examples(8))
     loss = classification_loss(model, batch)
     grads = torch.autograd.grad(loss, engine.params)
     seed, eps = 11, 1e-6
