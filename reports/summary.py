@@ -1,4 +1,4 @@
-"""One row per (method, task, model): the latest finished run of an experiment, read from MLflow.
+"""One row per (method, task, template, model): the latest finished run of an experiment, read from MLflow.
 
 Columns: zero-shot dev (the dev score logged at step 0), best dev, test at the best-dev
 checkpoint, training steps/s, peak memory. Written as Markdown and CSV under `out`.
@@ -14,7 +14,8 @@ from benchmark.errors import BenchmarkError
 
 DEFAULT_URI = "sqlite:///runs/mlflow.db"
 COLUMNS = {
-    "tags.method": "method", "tags.task": "task", "tags.model": "model", "params.steps": "steps",
+    "tags.method": "method", "tags.task": "task", "tags.template": "template", "tags.model": "model",
+    "params.steps": "steps",
     "dev@0": "dev@0", "metrics.dev/best_score": "dev", "metrics.test/score": "test",
     "metrics.perf/steps_per_s": "steps/s", "metrics.perf/peak_memory_gb": "peak GB",
     "metrics.perf/train_hours": "train h", "tags.device": "device",
@@ -32,7 +33,8 @@ def load_runs(experiment: str) -> pd.DataFrame:
                               order_by=["attributes.start_time DESC"])
     if runs.empty:
         raise BenchmarkError(f"experiment {experiment!r} has no finished runs yet")
-    runs = runs.drop_duplicates(["tags.method", "tags.task", "tags.model"], keep="first")
+    keys = [k for k in ("tags.method", "tags.task", "tags.template", "tags.model") if k in runs.columns]
+    runs = runs.drop_duplicates(keys, keep="first")
     client = MlflowClient()
     runs["dev@0"] = [
         next((m.value for m in client.get_metric_history(rid, "eval/dev_score") if m.step == 0), float("nan"))

@@ -1,7 +1,7 @@
 """Hub datasets through `datasets`, with a local-file escape hatch for air-gapped machines.
 
-If `$ZOBENCH_DATA_DIR/<task>/<split>.jsonl` exists (same columns as the hub dataset), it is
-used instead of the hub; otherwise `load_dataset(path, name)` runs as usual.
+If the folder `$ZOBENCH_DATA_DIR/<task>/` exists, its `<split>.jsonl` files (same columns as the
+hub dataset) are used instead of the hub; otherwise `load_dataset(path, name)` runs as usual.
 """
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ def _local_dir(task: str) -> Path | None:
     return Path(root) / task if root else None
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def hf_pools(task: str, path: str, name: str | None = None, train: str = "train", heldout: str = "validation",
              keep: Callable[[Row], bool] | None = None) -> Pools:
     """Train and held-out pools of a hub dataset; `keep` drops rows (SNLI's unlabeled -1 rows)."""
@@ -25,17 +29,22 @@ def hf_pools(task: str, path: str, name: str | None = None, train: str = "train"
 
     datasets.disable_progress_bars()
     local = _local_dir(task)
-    try:
-        if local is not None and (local / f"{train}.jsonl").is_file():
-            files = {split: str(local / f"{split}.jsonl") for split in (train, heldout)}
-            data = datasets.load_dataset("json", data_files=files)
-        else:
+    if local is not None and local.is_dir():
+        files = {split: local / f"{split}.jsonl" for split in (train, heldout)}
+        missing = [str(f) for f in files.values() if not f.is_file()]
+        if missing:
+            raise BenchmarkError(f"task {task}: missing {', '.join(missing)} (local files need both splits)")
+        try:
+            data = datasets.load_dataset("json", data_files={k: str(v) for k, v in files.items()})
+        except Exception as exc:  # pyarrow/json raise many types on a malformed or empty file
+            raise BenchmarkError(f"task {task}: cannot read the JSON-lines files in {local}: {_first_line(exc)}") from None
+    else:
+        try:
             data = datasets.load_dataset(path, name)
-    except Exception as exc:  # the hub raises many types (ConnectionError, DatasetNotFoundError, ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchmarkError(
-            f"cannot load dataset {path}/{name} for task {task}: {first} "
-            f"(offline? put {train}.jsonl/{heldout}.jsonl under $ZOBENCH_DATA_DIR/{task}/ or use rt-polarity)"
-        ) from None
+        except Exception as exc:  # the hub raises many types (ConnectionError, DatasetNotFoundError, ...)
+            raise BenchmarkError(
+                f"cannot load dataset {path}/{name} for task {task}: {_first_line(exc)} "
+                f"(offline? put {train}.jsonl/{heldout}.jsonl under $ZOBENCH_DATA_DIR/{task}/ or use rt-polarity)"
+            ) from None
     rows = {split: [r for r in data[split] if keep is None or keep(r)] for split in (train, heldout)}
     return Pools(train=rows[train], heldout=rows[heldout])

@@ -173,3 +173,19 @@ def test_squad_f1_and_exact_match(prediction, golds, f1, em):
 
 def test_normalize_answer_is_squads():
     assert normalize_answer("  The Quick, brown fox -- an  example! ") == "quick brown fox example"
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda folder: (folder / "validation.jsonl").unlink(), r"task rte: missing .*validation.jsonl"),
+    (lambda folder: (folder / "train.jsonl").write_text('{"premise": "cut off'), "cannot read the JSON-lines files"),
+    (lambda folder: (folder / "train.jsonl").write_text(""), "cannot read the JSON-lines files"),
+])
+def test_broken_local_files_give_one_clear_error(damage, message, tmp_path, monkeypatch):
+    _write_local(tmp_path, "rte", (30, 10))
+    damage(tmp_path / "rte")
+    monkeypatch.setenv("ZOBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    task = TASKS.get("rte")
+    with pytest.raises(BenchmarkError, match=message):
+        sample_splits(task, task.templates["mezo"].render, 0, 10, 5)
