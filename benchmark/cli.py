@@ -67,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto|cpu|cuda")
     r.add_argument("--dtype", default=None, help="auto|fp32|fp16|bf16")
     r.add_argument("--experiment", default=None, help="MLflow experiment (default adhoc)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any hyperparameter")
+    r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="any run setting or hyperparameter; repeat the flag or list several")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
 

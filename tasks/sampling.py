@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 
 from benchmark.errors import BenchmarkError
-from tasks.base import Example, Render, Splits, Task
+from tasks.base import Example, Pools, Render, Splits, Task
 
 TEST_SEED = 0
 KSHOT_SEEDS = (13, 21, 42, 87, 100)  # LM-BFF's and MeZO's five data seeds
 
 
-def _test(task: Task, render: Render, num_test: int) -> list[Example]:
-    rows = list(task.load_pools().heldout)
+def _test(pools: Pools, render: Render, num_test: int) -> list[Example]:
+    rows = list(pools.heldout)
     random.Random(TEST_SEED).shuffle(rows)
     return [render(r) for r in rows[:num_test]]  # all of it when the pool is smaller (SST-2: 872)
 
@@ -27,11 +27,12 @@ def sample_splits(task: Task, render: Render, seed: int, num_train: int | None =
                   num_test: int | None = None, k: int | None = None) -> Splits:
     """Fixed counts (None: the task's declared sizes), or `k` per class when k is given."""
     num_test = task.sizes.test if num_test is None else num_test
+    pools = task.load_pools()
     if k is not None:
-        return _k_shot(task, render, seed, k, num_test)
+        return _k_shot(task, pools, render, seed, k, num_test)
     num_train = task.sizes.train if num_train is None else num_train
     num_dev = task.sizes.dev if num_dev is None else num_dev
-    pool = list(task.load_pools().train)
+    pool = list(pools.train)
     need = num_train + num_dev
     if len(pool) < need:
         raise BenchmarkError(
@@ -40,7 +41,7 @@ def sample_splits(task: Task, render: Render, seed: int, num_train: int | None =
         )
     random.Random(seed).shuffle(pool)
     return Splits(train=[render(r) for r in pool[:num_train]], dev=[render(r) for r in pool[num_train:need]],
-                  test=_test(task, render, num_test))
+                  test=_test(pools, render, num_test))
 
 
 def check_k(task: Task, k: int | None) -> None:
@@ -48,10 +49,10 @@ def check_k(task: Task, k: int | None) -> None:
         raise BenchmarkError(f"k={k}: task {task.name} is generation; k-shot per class needs classes (unset k)")
 
 
-def _k_shot(task: Task, render: Render, seed: int, k: int, num_test: int) -> Splits:
+def _k_shot(task: Task, pools: Pools, render: Render, seed: int, k: int, num_test: int) -> Splits:
     """k per class for train, then k per class for dev, from one seeded shuffle of the train pool."""
     check_k(task, k)
-    pool = list(task.load_pools().train)
+    pool = list(pools.train)
     random.Random(seed).shuffle(pool)
     train: list[Example] = []
     dev: list[Example] = []
@@ -70,4 +71,4 @@ def _k_shot(task: Task, render: Render, seed: int, k: int, num_test: int) -> Spl
     if short:
         raise BenchmarkError(f"task {task.name}: k={k} needs {2 * k} train-pool rows per class (train + dev); "
                              f"class sizes short of that: {short}")
-    return Splits(train=train, dev=dev, test=_test(task, render, num_test))
+    return Splits(train=train, dev=dev, test=_test(pools, render, num_test))
