@@ -3,6 +3,7 @@ need them, so `benchmark list` and `benchmark report` start fast."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from benchmark.errors import BenchmarkError
@@ -21,9 +22,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from benchmark.registry import METHODS, MODELS, TASKS
+    from benchmark.registry import EXPERIMENTS, METHODS, MODELS, TASKS
 
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS}[args.what]
+    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "experiments": EXPERIMENTS}[args.what]
     for name in registry.names():
         entry = registry.get(name)
         doc = getattr(entry, "description", None) or (entry.__doc__ or "").strip().splitlines()[0:1]
@@ -39,6 +40,43 @@ def cmd_show_task(args: argparse.Namespace) -> None:
         check_model_name(args.model)
         args.kind = model_kind(args.model)
     print(show_task(args.task, args.n, args.template, args.kind, args.split, args.seed))
+
+
+def cmd_study(args: argparse.Namespace) -> None:
+    from benchmark.registry import EXPERIMENTS
+    from benchmark.study import study
+
+    if args.workers < 1:
+        raise BenchmarkError(f"--workers {args.workers}: must be >= 1")
+    summary = study(EXPERIMENTS.get(args.experiment), args.preset, args.storage, args.workers)
+    for name, counts in summary.items():
+        print(f"{name}: " + ", ".join(f"{n} {state.lower()}" for state, n in counts.items()))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from benchmark.registry import EXPERIMENTS
+    from benchmark.study import drain, joined_cells, open_storage
+
+    storage = open_storage(args.storage)
+    cells = joined_cells(EXPERIMENTS.get(args.experiment), storage)
+    if not cells:
+        raise BenchmarkError(f"no study of {args.experiment} in {args.storage}; start it with benchmark study")
+    counts = drain(storage, cells)
+    print(f"worker {os.getpid()} done: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from benchmark.doctor import doctor
+    from benchmark.registry import EXPERIMENTS
+    from benchmark.study import default_storage_url, open_storage
+
+    problems = doctor(EXPERIMENTS.get(args.experiment), open_storage(args.storage or default_storage_url(
+        args.experiment)))
+    for line in problems:
+        print(line)
+    if problems:
+        raise BenchmarkError(f"{len(problems)} problem(s) between Optuna and MLflow")
+    print(f"{args.experiment}: every finished trial has a finished MLflow run with the contract metrics; no orphans")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -73,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="registered methods, tasks or models")
-    ls.add_argument("what", choices=["methods", "tasks", "models"])
+    ls.add_argument("what", choices=["methods", "tasks", "models", "experiments"])
     ls.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show-task", help="rendered prompts, candidates and gold of a task")
@@ -85,6 +123,24 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--split", default="test", help="train|dev|test")
     show.add_argument("--seed", type=int, default=0)
     show.set_defaults(func=cmd_show_task)
+
+    st = sub.add_parser("study", help="run or resume the Optuna studies of an experiment")
+    st.add_argument("experiment")
+    st.add_argument("--preset", default="paper", help="paper|offline|smoke")
+    st.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU if any)")
+    st.add_argument("--storage", default=None, help="Optuna storage: journal file path or postgresql://... "
+                                                      "(default runs/optuna/EXPERIMENT.journal)")
+    st.set_defaults(func=cmd_study)
+
+    wk = sub.add_parser("worker", help="join the running studies of an experiment (any process or machine)")
+    wk.add_argument("experiment")
+    wk.add_argument("--storage", required=True)
+    wk.set_defaults(func=cmd_worker)
+
+    dr = sub.add_parser("doctor", help="cross-check Optuna trials against MLflow runs")
+    dr.add_argument("experiment")
+    dr.add_argument("--storage", default=None)
+    dr.set_defaults(func=cmd_doctor)
 
     rep = sub.add_parser("report", help="tables from MLflow")
     rep.add_argument("experiment")

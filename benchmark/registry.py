@@ -1,4 +1,4 @@
-"""Name -> factory registries for methods, tasks and models (lm-evaluation-harness style).
+"""Name -> factory registries for methods, tasks, models and experiments (lm-evaluation-harness style).
 
 Adding a method, task or model is one module plus one decorator; an unknown name fails with the
 list of valid names so a typo is fixed in one look.
@@ -44,14 +44,20 @@ class Registry(Generic[T]):
 METHODS: Registry = Registry("method")
 TASKS: Registry = Registry("task")
 MODELS: Registry = Registry("model")
+EXPERIMENTS: Registry = Registry("experiment")
 
 register_method = METHODS.register
 register_task = TASKS.register
 register_model = MODELS.register
 
 
+def register_experiment(experiment):  # an Experiment registers under its own name
+    return EXPERIMENTS.register(experiment.name)(experiment)
+
+
 def _load_plugins() -> None:
     """Import the packages whose modules register themselves (idempotent, import-cached)."""
+    import benchmark.experiments  # noqa: F401
     import benchmark.models  # noqa: F401
     import methods  # noqa: F401
     import tasks  # noqa: F401

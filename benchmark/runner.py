@@ -28,8 +28,27 @@ from tasks.sampling import check_k, sample_splits
 OnMetrics = Callable[[dict[str, float], int], None]
 
 
-class Diverged(BenchmarkError):
+class Stopped(BenchmarkError):
+    """A run ended early on purpose (pruned, diverged); MLflow records it as KILLED with `reason`."""
+
+    reason = "stopped"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or self.reason
+
+
+class Diverged(Stopped):
     """The training loss stopped being a finite number."""
+
+    reason = "nan"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable name for why a run failed: `oom` for out-of-memory, else the exception type."""
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return "oom"
+    return type(exc).__name__
 
 
 @dataclass
@@ -125,8 +144,12 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     )
 
 
-def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None) -> RunResult:
-    """Train, evaluate and record one run in MLflow. Inputs are assumed validated (see cli)."""
+def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
+        extra_tags: dict[str, str] | None = None, on_metrics: OnMetrics | None = None,
+        on_start: Callable[[str], None] | None = None) -> RunResult:
+    """Train, evaluate and record one run in MLflow. Inputs are assumed validated (see cli).
+    `on_start` gets the MLflow run id once the run exists; `on_metrics` sees every step's metrics
+    after they are logged and may raise `Stopped` (pruning)."""
     experiment_id = tracking.connect(cfg.experiment)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
@@ -136,18 +159,30 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     loaded = load_model(cfg.model, device, dtype)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch."),
-            "template": template, "metric": task.metric}
+            "template": template, "metric": task.metric, **(extra_tags or {})}
     params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
               "n_test": len(splits.test)}
     run_info = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params, parent_run_id)
     buffer = tracking.MetricBuffer(run_info.info.run_id)
+    if on_start is not None:
+        on_start(run_info.info.run_id)
+
+    def record(metrics: dict[str, float], step: int) -> None:
+        buffer(metrics, step)
+        if on_metrics is not None:
+            on_metrics(metrics, step)
+
     started = time.time()
     try:
-        result = train(cfg, hp, loaded, splits, device, buffer, progress, task.generation)
+        result = train(cfg, hp, loaded, splits, device, record, progress, task.generation)
     except BaseException as exc:
         buffer.flush()
-        reason = "nan" if isinstance(exc, Diverged) else type(exc).__name__
-        tracking.end_run("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=reason)
+        if isinstance(exc, Stopped):
+            tracking.end_run("KILLED", reason=exc.reason)
+        elif isinstance(exc, KeyboardInterrupt):
+            tracking.end_run("KILLED", reason="interrupted")
+        else:
+            tracking.end_run("FAILED", error=failure_reason(exc))
         raise
     buffer.flush()
     tracking.log_metrics({**result.summary_metrics(), "perf/wall_s": time.time() - started})

@@ -71,11 +71,12 @@ def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     mlflow.log_metrics(metrics, step=step)
 
 
-def end_run(status: str = "FINISHED", error: str | None = None) -> None:
+def end_run(status: str = "FINISHED", **tags: str) -> None:
+    """End the active run; `tags` say why when it did not finish (error=..., reason=...)."""
     import mlflow
 
-    if error is not None:
-        mlflow.set_tag("error", error)
+    if tags:
+        mlflow.set_tags(tags)
     mlflow.end_run(status=status)
 
 
@@ -105,3 +106,26 @@ class MetricBuffer:
             client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
         self._pending = []
         self._last = time.monotonic()
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri())
+
+
+def create_run(experiment_id: str, name: str, tags: dict[str, str]) -> str:
+    """A run that is not the active one (a study's parent run); returns its id."""
+    return _client().create_run(experiment_id, tags={**tags, "mlflow.runName": name}).info.run_id
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    client = _client()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def terminate(run_id: str, status: str = "FINISHED", **tags: str) -> None:
+    """End a run from outside it (a parent run, or the run of a worker that died)."""
+    set_tags(run_id, tags)
+    _client().set_terminated(run_id, status)

@@ -58,8 +58,8 @@ def test_list_shows_registered_names(tmp_path):
 
 def test_run_records_the_mlflow_contract(tmp_path):
     proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "4", "--seed", "3",
-                 "--experiment", "cli-test", "--quiet", "--set", "num_train=16", "--set", "num_dev=8",
-                 "--set", "num_test=8", "--set", "eval_every=2", "--set", "batch_size=4", tmp_path=tmp_path)
+                 "--experiment", "cli-test", "--quiet", "--set", "num_train=16", "num_dev=8", "num_test=8",
+                 "--set", "eval_every=2", "--set", "batch_size=4", tmp_path=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "mezo rt-polarity tiny-random-llama seed=3: dev" in proc.stdout
 
@@ -73,7 +73,7 @@ def test_run_records_the_mlflow_contract(tmp_path):
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert (tags["method"], tags["task"], tags["model"], tags["device"]) == ("mezo", "rt-polarity", "tiny-random-llama", "cpu")
-    assert tags["git_commit"]
+    assert tags["git_commit"] and (tags["template"], tags["metric"]) == ("mezo", "accuracy")
     params = run.data.params
     assert params["lr"] == "1e-06" and params["eps"] == "0.001" and params["steps"] == "4" and params["seed"] == "3"
     metrics = run.data.metrics
@@ -89,7 +89,7 @@ def test_run_records_the_mlflow_contract(tmp_path):
 
     report = bench("report", "cli-test", "--out", str(tmp_path / "reports"), tmp_path=tmp_path)
     assert report.returncode == 0, report.stderr
-    assert "| mezo | rt-polarity | tiny-random-llama |" in report.stdout
+    assert "| mezo | rt-polarity | mezo | tiny-random-llama |" in report.stdout
     assert (tmp_path / "reports" / "cli-test" / "summary.csv").is_file()
 
 

@@ -1,0 +1,181 @@
+"""Optuna studies on the smoke preset: grids run exactly once across workers, crashes resume,
+NaN prunes, OOM fails one trial, config errors stop everything before the first trial, and
+`doctor` agrees with MLflow."""
+import collections
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from benchmark.errors import BenchmarkError
+from benchmark.experiments.base import Experiment, Row
+from benchmark.experiments.presets import smoke
+from benchmark.registry import EXPERIMENTS
+from benchmark.study import open_storage, study
+
+BENCH = [sys.executable, "-m", "benchmark.cli"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A private MLflow store and journal for the test, for in-process and subprocess use alike."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "study.journal"
+
+
+def bench(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=600, env=dict(os.environ), **kw)
+
+
+def trials_by_study(journal) -> dict:
+    import optuna
+
+    storage = open_storage(str(journal))
+    return {name: optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+            for name in optuna.get_all_study_names(storage)}
+
+
+def mlflow_runs(experiment: str) -> list:
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow.search_runs(experiment_names=[experiment], output_format="list")
+
+
+def assert_every_point_complete_once(experiment, preset: str, journal) -> dict:
+    trials = trials_by_study(journal)
+    for cell in experiment.cells(preset):
+        done = [t for t in trials[cell.name] if t.state.name == "COMPLETE"]
+        assert sorted(map(str, (t.params for t in done))) == sorted(map(str, cell.points())), cell.name
+        final = [t for t in trials[f"{cell.name}/final"] if t.state.name == "COMPLETE"]
+        assert len(final) == len(cell.seeds) - 1  # the best grid trial is the first seed's final run
+    return trials
+
+
+def test_two_workers_run_every_grid_point_exactly_once(store):
+    proc = bench("study", "table4", "--preset", "smoke", "--workers", "2", "--storage", str(store))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    experiment = EXPERIMENTS.get("table4")
+    trials = assert_every_point_complete_once(experiment, "smoke", store)
+    workers = {t.user_attrs["worker"] for name, ts in trials.items() if "/final" not in name for t in ts}
+    assert len(workers) == 2  # both processes drained the grid queue
+    runs = mlflow_runs("table4")
+    children = collections.Counter((r.data.tags["study"], r.data.tags["trial"]) for r in runs if "trial" in r.data.tags)
+    assert len(children) == sum(len(ts) for ts in trials.values()) and set(children.values()) == {1}
+    parents = [r for r in runs if "trial" not in r.data.tags]
+    assert len(parents) == len(experiment.cells("smoke")) and {r.info.status for r in parents} == {"FINISHED"}
+    assert all(r.data.tags.get("mlflow.parentRunId") in {p.info.run_id for p in parents}
+               for r in runs if "trial" in r.data.tags)
+    assert bench("doctor", "table4", "--storage", str(store)).returncode == 0
+
+
+def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
+    proc = subprocess.Popen([*BENCH, "study", "table5", "--preset", "smoke", "--storage", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.time() + 300
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if not store.exists():
+            continue
+        trials = [t for ts in trials_by_study(store).values() for t in ts]
+        states = collections.Counter(t.state.name for t in trials)
+        if states["COMPLETE"] >= 2 and states["RUNNING"] == 1:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            killed_at = next(t.number for t in trials if t.state.name == "RUNNING")
+            break
+    assert killed_at is not None, "never caught a trial running"
+    resumed = bench("study", "table5", "--preset", "smoke", "--storage", str(store))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = assert_every_point_complete_once(EXPERIMENTS.get("table5"), "smoke", store)
+    stale = [t for ts in trials.values() for t in ts if t.state.name == "FAIL"]
+    assert len(stale) == 1 and stale[0].user_attrs["reason"] == "stale"
+    doctor = bench("doctor", "table5", "--storage", str(store))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
+
+
+def unit_experiment(grid: dict) -> Experiment:
+    """A one-cell MeZO experiment on the smoke preset with the given grid (in-process only)."""
+    return Experiment(name="unit", description="test", rows=(Row("M", "mezo"),), grids={"mezo": grid},
+                      presets={"smoke": dataclasses.replace(smoke(), grids={"mezo": grid})})
+
+
+def test_nan_loss_prunes_the_trial_with_reason_nan(store, monkeypatch):
+    import benchmark.runner as runner
+
+    real_train, real_loss, poisoned = runner.train, runner.classification_loss, {"on": False}
+
+    def train(cfg, hp, *args, **kwargs):  # NaN injection: the lr=1e-3 trial's training loss is NaN
+        poisoned["on"] = hp.lr == 1e-3
+        return real_train(cfg, hp, *args, **kwargs)
+
+    def loss(*args, **kwargs):
+        value = real_loss(*args, **kwargs)
+        return value * float("nan") if poisoned["on"] else value
+
+    monkeypatch.setattr(runner, "train", train)
+    monkeypatch.setattr(runner, "classification_loss", loss)
+    experiment = unit_experiment({"lr": ("1e-3", "1e-4"), "eps": ("1e-3",)})
+    study(experiment, "smoke", str(store))
+    (name, trials), = [(n, ts) for n, ts in trials_by_study(store).items() if "/final" not in n]
+    by_lr = {t.params["lr"]: t for t in trials}
+    assert by_lr["1e-3"].state.name == "PRUNED" and by_lr["1e-3"].user_attrs["reason"] == "nan"
+    assert by_lr["1e-4"].state.name == "COMPLETE"
+    run = next(r for r in mlflow_runs("unit") if r.data.tags.get("trial") == str(by_lr["1e-3"].number)
+               and r.data.tags.get("study") == name)
+    assert run.info.status == "KILLED" and run.data.tags["reason"] == "nan"
+
+
+def test_out_of_memory_fails_one_trial_and_the_study_goes_on(store, monkeypatch):
+    import benchmark.runner as runner
+
+    real = runner.train
+
+    def train(cfg, hp, *args, **kwargs):
+        if hp.lr == 1e-3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(cfg, hp, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train)
+    experiment = unit_experiment({"lr": ("1e-3", "1e-4"), "eps": ("1e-3",)})
+    study(experiment, "smoke", str(store))
+    trials = next(ts for n, ts in trials_by_study(store).items() if "/final" not in n)
+    by_lr = {t.params["lr"]: t for t in trials}
+    assert by_lr["1e-3"].state.name == "FAIL" and by_lr["1e-3"].user_attrs["reason"] == "oom"
+    assert by_lr["1e-4"].state.name == "COMPLETE"
+    failed = [r for r in mlflow_runs("unit") if r.info.status == "FAILED"]
+    assert len(failed) == 1 and failed[0].data.tags["error"] == "oom"
+
+
+@pytest.mark.parametrize("grid,message", [
+    ({"lr": ("1e-3", "-1")}, "lr=-1.0 is out of range"),
+    ({"lr": ("1e-3",), "learning_rate": ("1e-3",)}, "unknown setting 'learning_rate'"),
+    ({"lr": ("1e-3",), "k": ("5000",)}, "k=5000 needs 10000 train-pool rows per class"),
+])
+def test_config_error_fails_before_any_trial_starts(store, grid, message):
+    import optuna
+
+    experiment = unit_experiment(grid)
+    with pytest.raises(BenchmarkError, match=message):
+        study(experiment, "smoke", str(store))
+    assert not store.exists() or optuna.get_all_study_names(open_storage(str(store))) == []
+
+
+def test_doctor_finds_an_orphan_run(store):
+    assert bench("study", "demo", "--preset", "smoke", "--storage", str(store)).returncode == 0
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    name = EXPERIMENTS.get("demo").cells("smoke")[1].name
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name("demo").experiment_id,
+                          tags={"study": name, "trial": "99"}):
+        pass
+    doctor = bench("doctor", "demo", "--storage", str(store))
+    assert doctor.returncode == 2 and "orphan MLflow run" in doctor.stdout and "trial 99" in doctor.stdout
