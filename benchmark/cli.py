@@ -48,7 +48,8 @@ def cmd_study(args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise BenchmarkError(f"--workers {args.workers}: must be >= 1")
-    summary = study(EXPERIMENTS.get(args.experiment), args.preset, args.storage, args.workers)
+    summary = study(EXPERIMENTS.get(args.experiment), args.preset, args.storage, args.workers, args.search,
+                    args.trials)
     for name, counts in summary.items():
         print(f"{name}: " + ", ".join(f"{n} {state.lower()}" for state, n in counts.items()))
 
@@ -130,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU if any)")
     st.add_argument("--storage", default=None, help="Optuna storage: journal file path or postgresql://... "
                                                       "(default runs/optuna/EXPERIMENT.journal)")
+    st.add_argument("--search", default="grid", help="grid: the preset's grid, each point once | tpe: free "
+                                                       "search in the grid's ranges, median pruning")
+    st.add_argument("--trials", type=int, default=20, help="free-search trials per cell (--search tpe)")
     st.set_defaults(func=cmd_study)
 
     wk = sub.add_parser("worker", help="join the running studies of an experiment (any process or machine)")

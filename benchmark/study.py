@@ -89,13 +89,23 @@ def validate(cells: list[Cell]) -> None:
 
 # ---- studies -------------------------------------------------------------------------------------
 
+TPE = "tpe"
+
+
 def _study(storage: Any, name: str, create: bool = False) -> Any:
+    """Grid studies never prune (every point is a result); free-search studies (`.../tpe`) use TPE
+    (constant liar, for parallel workers) with median pruning on the dev score."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if name.endswith("/" + TPE):
+        kw = {"sampler": optuna.samplers.TPESampler(n_startup_trials=4, constant_liar=True),
+              "pruner": optuna.pruners.MedianPruner(n_startup_trials=3)}
+    else:
+        kw = {"pruner": optuna.pruners.NopPruner()}
     if create:
-        return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-    return optuna.load_study(study_name=name, storage=storage)
+        return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True, **kw)
+    return optuna.load_study(study_name=name, storage=storage, **kw)
 
 
 def enqueue_grid(storage: Any, cell: Cell) -> Any:
@@ -193,19 +203,46 @@ class Outcome:
     reason: str = ""
 
 
-def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, seed: int = 0,
+def grid_point(study: Any, trial: Any, cell: Cell, final: bool) -> tuple[dict[str, str], int]:
+    """An enqueued trial's point and seed, recorded as its params (categorical over the grid's values)."""
+    fixed = _fixed(study, trial)
+    point = {k: str(v) for k, v in fixed.items() if k != "seed"}
+    for key, value in point.items():
+        trial.suggest_categorical(key, [value] if final else list(cell.grid.get(key, (value,))))
+    return point, int(fixed.get("seed", 0))
+
+
+def suggested_point(trial: Any, cell: Cell) -> tuple[dict[str, str], int]:
+    """Free search inside the grid's ranges: log-uniform between the smallest and largest numeric
+    value (integers stay integers), categorical for words; single values stay fixed."""
+    point = {}
+    for key, values in sorted(cell.grid.items()):
+        if len(set(values)) == 1:
+            point[key] = values[0]
+            continue
+        try:
+            numbers = sorted(float(v) for v in values)
+        except ValueError:
+            point[key] = trial.suggest_categorical(key, list(values))
+            continue
+        if all(n.is_integer() for n in numbers):
+            point[key] = str(trial.suggest_int(key, int(numbers[0]), int(numbers[-1]), log=numbers[0] > 0))
+        else:
+            point[key] = str(trial.suggest_float(key, numbers[0], numbers[-1], log=numbers[0] > 0))
+    return point, 0
+
+
+def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dict[str, str], seed: int,
               final: bool = False) -> Outcome:
-    """One trial = one training run (an MLflow child run); tells Optuna how it ended."""
+    """One trial = one training run (an MLflow child run); tells Optuna how it ended. Dev scores are
+    reported to the study's pruner (a NopPruner for grids, median pruning for free search)."""
     from optuna.trial import TrialState
 
     from benchmark.runner import Stopped, failure_reason, run
 
-    fixed = _fixed(study, trial)
-    point = {k: str(v) for k, v in fixed.items() if k != "seed"}
-    seed = int(fixed.get("seed", seed))
-    for key, value in point.items():  # record the point as the trial's params, over the grid's choices
-        trial.suggest_categorical(key, list(cell.grid.get(key, (value,))))
     cfg, hp = trial_config(cell, point, seed)
+    trial.set_user_attr("point", point)
+    trial.set_user_attr("seed", seed)
     tags = {"preset": cell.preset, "study": study.study_name, "trial": str(trial.number), "row": cell.row.label,
             **({"final": "true"} if final else {})}
 
@@ -213,7 +250,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, seed: int 
         trial.set_user_attr("mlflow_run_id", run_id)
 
     def prune(metrics: dict[str, float], step: int) -> None:
-        if "eval/dev_score" in metrics and not final:
+        if "eval/dev_score" in metrics and step > 0 and not final:  # dev@0 is the same for every trial
             trial.report(metrics["eval/dev_score"], step)
             if trial.should_prune():
                 raise Stopped(f"pruned at step {step}", reason="pruned")
@@ -229,7 +266,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, seed: int 
         except KeyboardInterrupt:
             trial.set_user_attr("reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(fixed)  # not the point's fault: run it again on resume
+            study.enqueue_trial(_fixed(study, trial) or point)  # not the point's fault: run it again on resume
             raise
         except Exception as exc:  # the trial fails, the study goes on
             trial.set_user_attr("reason", failure_reason(exc))
@@ -247,45 +284,75 @@ def _final_name(cell: Cell) -> str:
     return f"{cell.name}/{FINAL}"
 
 
+def _search_name(cell: Cell) -> str:
+    return f"{cell.name}/{TPE}"
+
+
+def _free_trial(study: Any) -> Any | None:
+    """The next free-search trial while the study's budget (`trials`) is not spent."""
+    from optuna.trial import TrialState
+
+    budget = study.user_attrs.get("trials", 0)
+    started = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    return study.ask() if len(started) < budget else None
+
+
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
-    """Run WAITING trials of every cell (grid, then final) until none is left; count outcomes."""
+    """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
     for cell in cells:
         parent = _study(storage, cell.name).user_attrs[PARENT]
-        for name, final in ((cell.name, False), (_final_name(cell), True)):
+        for name in (cell.name, _search_name(cell), _final_name(cell)):
             try:
                 study = _study(storage, name)
-            except KeyError:  # not created yet (final phase comes later)
+            except KeyError:  # not created (no free search, or the final phase comes later)
                 continue
-            while (trial := claim(study)) is not None:
-                started = time.time()
-                outcome = run_trial(study, trial, cell, parent, final=final)
+            final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
+            while (trial := _free_trial(study) if free else claim(study)) is not None:
+                point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
+                began = time.time()
+                outcome = run_trial(study, trial, cell, parent, point, seed, final=final)
                 counts[outcome.state] += 1
-                log(f"{name} trial {trial.number} {_fixed(study, trial)}: {outcome.state}"
-                    f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - started:.0f} s")
+                log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
+                    f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s")
     return counts
 
 
+def _searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:
+    """(study name, trial) of the cell's grid and free-search trials."""
+    out = []
+    for name in (cell.name, _search_name(cell)):
+        try:
+            study = _study(storage, name)
+        except KeyError:
+            continue
+        trials = study.get_trials(deepcopy=False)
+        out += [(name, t) for t in trials]
+        if name.endswith(TPE) and sum(t.state.name != "WAITING" for t in trials) < study.user_attrs["trials"]:
+            out.append((name, None))  # budget not spent: not done
+    return out
+
+
 def enqueue_finals(storage: Any, cell: Cell) -> Any | None:
-    """After a cell's grid is done: tag its best trial final and enqueue the preset's other seeds."""
+    """Once a cell's search is done: tag its best trial final and enqueue the preset's other seeds
+    with the same point. None while the search is unfinished or has no completed trial."""
     from optuna.trial import TrialState
 
-    study = _study(storage, cell.name)
-    trials = study.get_trials(deepcopy=False)
-    if any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+    searched = _searched(storage, cell)
+    if any(t is None or t.state in (TrialState.WAITING, TrialState.RUNNING) for _, t in searched):
         return None
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    done = [(name, t) for name, t in searched if t.state == TrialState.COMPLETE]
     if not done:
         return None
-    best = max(done, key=lambda t: t.value)
+    name, best = max(done, key=lambda pair: pair[1].value)
     if "mlflow_run_id" in best.user_attrs:
         tracking.set_tags(best.user_attrs["mlflow_run_id"], {"final": "true"})
     final = _study(storage, _final_name(cell), create=True)
-    final.set_user_attr("best_trial", best.number)
-    best_seed = int(best.system_attrs.get("fixed_params", {}).get("seed", 0))
+    final.set_user_attr("best_trial", f"{name}#{best.number}")
+    final.set_user_attr("best_point", best.user_attrs["point"])
     for seed in cell.seeds:
-        if seed != best_seed:
-            final.enqueue_trial({**{k: str(v) for k, v in best.params.items()}, "seed": seed}, skip_if_exists=True)
+        if seed != best.user_attrs["seed"]:
+            final.enqueue_trial({**best.user_attrs["point"], "seed": seed}, skip_if_exists=True)
     return final
 
 
@@ -327,49 +394,44 @@ def run_phase(experiment: Experiment, preset: str, storage_url: str, cells: list
         _wait(spawn_workers(experiment.name, storage_url, workers))
 
 
-def study(experiment: Experiment, preset: str, storage_url: str | None = None, workers: int = 1) -> dict:
-    """Validate, enqueue, drain the grids, then the finals; resumable. Returns a summary."""
+def study(experiment: Experiment, preset: str, storage_url: str | None = None, workers: int = 1,
+          search: str = "grid", trials: int = 20) -> dict:
+    """Validate, enqueue the grids (or open a free search of `trials` per cell), drain, then run
+    each cell's best configuration over the preset's seeds; resumable. Returns a summary."""
+    if search not in ("grid", TPE):
+        raise BenchmarkError(f"--search {search!r}: expected grid or tpe")
     cells = experiment.cells(preset)
     validate(cells)
     experiment_id = tracking.connect(experiment.name)
     storage_url = storage_url or default_storage_url(experiment.name)
     storage = open_storage(storage_url)
     for cell in cells:
-        grid = enqueue_grid(storage, cell)
-        reclaim_stale(grid)
+        grid = enqueue_grid(storage, cell) if search == "grid" else _study(storage, cell.name, create=True)
         ensure_parent_run(grid, cell, experiment_id)
-        try:
-            reclaim_stale(_study(storage, _final_name(cell)))
-        except KeyError:
-            pass
+        if search == TPE:
+            _study(storage, _search_name(cell), create=True).set_user_attr("trials", trials)
+        for name in (cell.name, _search_name(cell), _final_name(cell)):
+            try:
+                reclaim_stale(_study(storage, name))
+            except KeyError:
+                pass
     run_phase(experiment, preset, storage_url, cells, workers)
     for cell in cells:
         if enqueue_finals(storage, cell) is None:
             raise BenchmarkError(f"{cell.name}: grid not finished (or no completed trial); rerun to resume")
     run_phase(experiment, preset, storage_url, cells, workers)
     summary = summarize(storage, cells)
-    for cell in cells:
-        grid = _study(storage, cell.name)
-        best = grid.best_trial
-        tracking.terminate(grid.user_attrs[PARENT], "FINISHED", best_trial=str(best.number),
-                           best_dev=f"{best.value:.4f}", best_params=str(best.params))
+    for cell in cells:  # the parent run ends once its cell is complete
+        final = _study(storage, _final_name(cell))
+        tracking.terminate(_study(storage, cell.name).user_attrs[PARENT], "FINISHED",
+                           best_trial=final.user_attrs["best_trial"], best_point=str(final.user_attrs["best_point"]))
     return summary
 
 
 def summarize(storage: Any, cells: list[Cell]) -> dict:
-    from optuna.trial import TrialState
-
+    """Per cell: how many search trials completed, were pruned, failed."""
     out = {}
     for cell in cells:
-        trials = _study(storage, cell.name).get_trials(deepcopy=False)
-        out[cell.name] = {state.name: sum(t.state == state for t in trials)
-                          for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        trials = [t for _, t in _searched(storage, cell) if t is not None]
+        out[cell.name] = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return out
-
-
-def joined_cells(experiment: Experiment, storage: Any) -> list[Cell]:
-    """The cells of `experiment` (any preset) that have a study in `storage`: what a joining worker drains."""
-    import optuna
-
-    names = set(optuna.get_all_study_names(storage))
-    return [cell for preset in experiment.presets for cell in experiment.cells(preset) if cell.name in names]

@@ -179,3 +179,16 @@ def test_doctor_finds_an_orphan_run(store):
         pass
     doctor = bench("doctor", "demo", "--storage", str(store))
     assert doctor.returncode == 2 and "orphan MLflow run" in doctor.stdout and "trial 99" in doctor.stdout
+
+
+def test_free_search_spends_its_budget_inside_the_grid_ranges(store):
+    experiment = unit_experiment({"lr": ("1e-4", "1e-2"), "eps": ("1e-3",)})
+    summary = study(experiment, "smoke", str(store), search="tpe", trials=6)
+    (name, counts), = summary.items()
+    assert counts["COMPLETE"] + counts["PRUNED"] == 6 and counts["FAIL"] == 0
+    trials = trials_by_study(store)[f"{name}/tpe"]
+    lrs = [t.params["lr"] for t in trials]
+    assert all(1e-4 <= lr <= 1e-2 for lr in lrs) and len(set(lrs)) == 6  # sampled, not the grid's two values
+    assert all(t.user_attrs["point"]["eps"] == "1e-3" for t in trials)  # single values stay fixed
+    final = trials_by_study(store)[f"{name}/final"]
+    assert [t.state.name for t in final] == ["COMPLETE"]  # seed 1 of the best configuration
