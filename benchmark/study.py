@@ -435,3 +435,11 @@ def summarize(storage: Any, cells: list[Cell]) -> dict:
         trials = [t for _, t in _searched(storage, cell) if t is not None]
         out[cell.name] = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return out
+
+
+def joined_cells(experiment: Experiment, storage: Any) -> list[Cell]:
+    """The cells of `experiment` (any preset) that have a study in `storage`: what a joining worker drains."""
+    import optuna
+
+    names = set(optuna.get_all_study_names(storage))
+    return [cell for preset in experiment.presets for cell in experiment.cells(preset) if cell.name in names]
