@@ -14,6 +14,7 @@ same command again resumes.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -197,6 +198,35 @@ def _fixed(study: Any, trial: Any) -> dict:
     return study._storage.get_trial(trial._trial_id).system_attrs.get("fixed_params", {})
 
 
+class Interrupt:
+    """Ctrl-C as a request: the running trial stops at its next step (or evaluation) and is put
+    back in the queue. Raising from the signal handler itself could land in a garbage-collection
+    callback, where Python drops it (seen with SQLAlchemy); a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("interrupt: stopping after this step (Ctrl-C again to stop now)", file=sys.stderr)
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> "Interrupt":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 @dataclass
 class Outcome:
     state: str  # COMPLETE | PRUNED | FAIL
@@ -233,7 +263,7 @@ def suggested_point(trial: Any, cell: Cell) -> tuple[dict[str, str], int]:
 
 
 def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dict[str, str], seed: int,
-              final: bool = False) -> Outcome:
+              final: bool = False, interrupt: Interrupt | None = None) -> Outcome:
     """One trial = one training run (an MLflow child run); tells Optuna how it ended. Dev scores are
     reported to the study's pruner (a NopPruner for grids, median pruning for free search)."""
     from optuna.trial import TrialState
@@ -250,6 +280,8 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
         trial.set_user_attr("mlflow_run_id", run_id)
 
     def prune(metrics: dict[str, float], step: int) -> None:
+        if interrupt is not None:
+            interrupt.check()
         if "eval/dev_score" in metrics and step > 0 and not final:  # dev@0 is the same for every trial
             trial.report(metrics["eval/dev_score"], step)
             if trial.should_prune():
@@ -300,22 +332,32 @@ def _free_trial(study: Any) -> Any | None:
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
-    for cell in cells:
-        parent = _study(storage, cell.name).user_attrs[PARENT]
-        for name in (cell.name, _search_name(cell), _final_name(cell)):
-            try:
-                study = _study(storage, name)
-            except KeyError:  # not created (no free search, or the final phase comes later)
-                continue
-            final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
-            while (trial := _free_trial(study) if free else claim(study)) is not None:
-                point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
-                began = time.time()
-                outcome = run_trial(study, trial, cell, parent, point, seed, final=final)
-                counts[outcome.state] += 1
-                log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
-                    f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s")
+    with Interrupt() as interrupt:
+        for cell in cells:
+            _drain_cell(storage, cell, counts, interrupt, log)
     return counts
+
+
+def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log) -> None:
+    """Run one cell's pending grid, free-search and final trials."""
+    parent = _study(storage, cell.name).user_attrs[PARENT]
+    for name in (cell.name, _search_name(cell), _final_name(cell)):
+        try:
+            study = _study(storage, name)
+        except KeyError:  # not created (no free search, or the final phase comes later)
+            continue
+        final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
+        while True:
+            interrupt.check()
+            trial = _free_trial(study) if free else claim(study)
+            if trial is None:
+                break
+            point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
+            began = time.time()
+            outcome = run_trial(study, trial, cell, parent, point, seed, final, interrupt)
+            counts[outcome.state] += 1
+            log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
+                f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s")
 
 
 def _searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:

@@ -140,3 +140,27 @@ def test_two_worker_study_on_postgresql_with_an_mlflow_server(postgres, tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_optuna_dashboard_serves_the_study_journal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    journal = tmp_path / "demo.journal"
+    proc = run_bench("study", "demo", "--preset", "smoke", "--storage", str(journal),
+                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    port = free_port()
+    server = subprocess.Popen([str(VENV_BIN / "optuna-dashboard"), str(journal), "--storage-class", "JournalFileStorage",
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, studies = time.time() + 60, None
+        while studies is None and time.time() < deadline:
+            try:
+                studies = rest(f"http://127.0.0.1:{port}", "/api/studies")["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        names = {s["study_name"] for s in studies or []}
+        assert {c.name for c in EXPERIMENTS.get("demo").cells("smoke")} <= names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -101,6 +101,28 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
 
 
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(store):
+    proc = subprocess.Popen([*BENCH, "study", "table4", "--preset", "smoke", "--storage", str(store)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if not store.exists():
+            continue
+        states = collections.Counter(t.state.name for ts in trials_by_study(store).values() for t in ts)
+        if states["RUNNING"] == 1 and states["WAITING"] >= 3:  # mid-study, mid-trial
+            proc.send_signal(signal.SIGINT)
+            break
+    assert proc.wait(timeout=120) == 130
+    assert "Traceback" not in proc.stderr.read()
+    interrupted = [t for ts in trials_by_study(store).values() for t in ts if t.state.name == "FAIL"]
+    assert [t.user_attrs["reason"] for t in interrupted] == ["interrupted"]
+    killed = [r for r in mlflow_runs("table4") if r.info.status == "KILLED"]
+    assert [r.data.tags["reason"] for r in killed] == ["interrupted"]
+    assert bench("study", "table4", "--preset", "smoke", "--storage", str(store)).returncode == 0
+    assert_every_point_complete_once(EXPERIMENTS.get("table4"), "smoke", store)
+
+
 def unit_experiment(grid: dict) -> Experiment:
     """A one-cell MeZO experiment on the smoke preset with the given grid (in-process only)."""
     return Experiment(name="unit", description="test", rows=(Row("M", "mezo"),), grids={"mezo": grid},
