@@ -46,8 +46,8 @@ def cmd_study(args: argparse.Namespace) -> None:
     from benchmark.registry import EXPERIMENTS
     from benchmark.study import study
 
-    if args.workers < 1:
-        raise BenchmarkError(f"--workers {args.workers}: must be >= 1")
+    if args.workers < 0:
+        raise BenchmarkError(f"--workers {args.workers}: must be >= 0 (0: enqueue only, for external workers)")
     summary = study(EXPERIMENTS.get(args.experiment), args.preset, args.storage, args.workers, args.search,
                     args.trials)
     for name, counts in summary.items():
@@ -128,7 +128,8 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="run or resume the Optuna studies of an experiment")
     st.add_argument("experiment")
     st.add_argument("--preset", default="paper", help="paper|offline|smoke")
-    st.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU if any)")
+    st.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU if any); 0: only "
+                                                             "validate and enqueue, for `benchmark worker` elsewhere")
     st.add_argument("--storage", default=None, help="Optuna storage: journal file path or postgresql://... "
                                                       "(default runs/optuna/EXPERIMENT.journal)")
     st.add_argument("--search", default="grid", help="grid: the preset's grid, each point once | tpe: free "

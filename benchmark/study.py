@@ -342,9 +342,11 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
     """Run one cell's pending grid, free-search and final trials."""
     parent = _study(storage, cell.name).user_attrs[PARENT]
     for name in (cell.name, _search_name(cell), _final_name(cell)):
+        if name == _final_name(cell):
+            enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
         try:
             study = _study(storage, name)
-        except KeyError:  # not created (no free search, or the final phase comes later)
+        except KeyError:  # not created (no free search, or the search is not finished)
             continue
         final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
         while True:
@@ -375,27 +377,49 @@ def _searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:
     return out
 
 
-def enqueue_finals(storage: Any, cell: Cell) -> Any | None:
+def enqueue_finals(storage: Any, cell: Cell) -> bool:
     """Once a cell's search is done: tag its best trial final and enqueue the preset's other seeds
-    with the same point. None while the search is unfinished or has no completed trial."""
+    with the same point, in `<cell>/final`. Creating that study is the claim: exactly one process
+    wins it (the storage refuses a duplicate name), so seeds are enqueued once. False while the
+    search is unfinished, has no completed trial, or another process holds the claim."""
+    import optuna
     from optuna.trial import TrialState
 
     searched = _searched(storage, cell)
     if any(t is None or t.state in (TrialState.WAITING, TrialState.RUNNING) for _, t in searched):
-        return None
+        return False
     done = [(name, t) for name, t in searched if t.state == TrialState.COMPLETE]
     if not done:
-        return None
+        return False
+    try:
+        final = optuna.create_study(study_name=_final_name(cell), storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        final = _study(storage, _final_name(cell))
+        if final.user_attrs.get("enqueued"):
+            return False
+        if time.time() - final.user_attrs.get("claimed", 0) < STALE_S:
+            return False  # another process is enqueueing right now
+    final.set_user_attr("claimed", time.time())
     name, best = max(done, key=lambda pair: pair[1].value)
     if "mlflow_run_id" in best.user_attrs:
         tracking.set_tags(best.user_attrs["mlflow_run_id"], {"final": "true"})
-    final = _study(storage, _final_name(cell), create=True)
     final.set_user_attr("best_trial", f"{name}#{best.number}")
     final.set_user_attr("best_point", best.user_attrs["point"])
     for seed in cell.seeds:
         if seed != best.user_attrs["seed"]:
             final.enqueue_trial({**best.user_attrs["point"], "seed": seed}, skip_if_exists=True)
-    return final
+    final.set_user_attr("enqueued", True)
+    return True
+
+
+def cell_done(storage: Any, cell: Cell) -> bool:
+    """Search finished and every final seed complete."""
+    try:
+        final = _study(storage, _final_name(cell))
+    except KeyError:
+        return False
+    trials = final.get_trials(deepcopy=False)
+    return bool(final.user_attrs.get("enqueued")) and all(t.state.name not in ("WAITING", "RUNNING") for t in trials)
 
 
 def spawn_workers(experiment: str, storage_url: str, n: int) -> list[subprocess.Popen]:
@@ -457,11 +481,18 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
                 reclaim_stale(_study(storage, name))
             except KeyError:
                 pass
-    run_phase(experiment, preset, storage_url, cells, workers)
-    for cell in cells:
-        if enqueue_finals(storage, cell) is None:
-            raise BenchmarkError(f"{cell.name}: grid not finished (or no completed trial); rerun to resume")
-    run_phase(experiment, preset, storage_url, cells, workers)
+    if workers == 0:
+        print(f"enqueued {len(cells)} studies in {storage_url}; start workers with: benchmark worker "
+              f"{experiment.name} --storage {storage_url}")
+        return summarize(storage, cells)
+    for _ in range(2):  # a second pass picks up finals whose search ended in another worker's last trial
+        run_phase(experiment, preset, storage_url, cells, workers)
+        if all(cell_done(storage, cell) for cell in cells):
+            break
+    unfinished = [cell.name for cell in cells if not cell_done(storage, cell)]
+    if unfinished:
+        raise BenchmarkError(f"{len(unfinished)} cell(s) unfinished (no completed trial, or another worker is still "
+                             f"running), e.g. {unfinished[0]}; rerun to resume")
     summary = summarize(storage, cells)
     for cell in cells:  # the parent run ends once its cell is complete
         final = _study(storage, _final_name(cell))

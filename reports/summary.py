@@ -31,6 +31,8 @@ def load_runs(experiment: str) -> pd.DataFrame:
         raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; run it first")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
+    if "metrics.dev/best_score" in runs:  # a study's parent runs hold no scores of their own
+        runs = runs[runs["metrics.dev/best_score"].notna()]
     if runs.empty:
         raise BenchmarkError(f"experiment {experiment!r} has no finished runs yet")
     keys = [k for k in ("tags.method", "tags.task", "tags.template", "tags.model") if k in runs.columns]

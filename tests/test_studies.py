@@ -214,3 +214,17 @@ def test_free_search_spends_its_budget_inside_the_grid_ranges(store):
     assert all(t.user_attrs["point"]["eps"] == "1e-3" for t in trials)  # single values stay fixed
     final = trials_by_study(store)[f"{name}/final"]
     assert [t.state.name for t in final] == ["COMPLETE"]  # seed 1 of the best configuration
+
+
+def test_enqueue_only_then_external_workers_finish_grid_and_finals(store):
+    """The SLURM pattern: one `study --workers 0` enqueues, independent `worker`s do everything else."""
+    enqueue = bench("study", "demo", "--preset", "smoke", "--workers", "0", "--storage", str(store))
+    assert enqueue.returncode == 0 and "start workers with: benchmark worker demo" in enqueue.stdout
+    assert all(t.state.name == "WAITING" for ts in trials_by_study(store).values() for t in ts)
+    workers = [subprocess.Popen([*BENCH, "worker", "demo", "--storage", str(store)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ)) for _ in range(2)]
+    assert [w.wait(timeout=600) for w in workers] == [0, 0]
+    assert_every_point_complete_once(EXPERIMENTS.get("demo"), "smoke", store)
+    again = bench("study", "demo", "--preset", "smoke", "--storage", str(store))  # resumes: nothing left to run
+    assert again.returncode == 0 and "FT: 2 complete, 0 pruned, 0 fail" in again.stdout
+    assert len(mlflow_runs("demo")) == 3 + 5 + 3  # parents, grid trials, finals: nothing ran twice
