@@ -7,8 +7,9 @@ from benchmark.experiments.presets import offline, smoke
 from benchmark.experiments.table7 import GRIDS, OPT_SETS
 from benchmark.registry import register_experiment
 
-ROWS = (Row("FT", "ft"), Row("LoRA", "lora"), Row("MeZO", "mezo"), Row("HiZOO", "hizoo"), Row("DiZO", "dizo"),
-        Row("DiZO-FO", "dizo-fo"), Row("MeZO LoRA", "mezo-lora"), Row("DiZO LoRA", "dizo-lora"))
+ROWS = (Row("FT", "ft"), Row("LoRA", "lora"), Row("DiZO-FO", "dizo-fo"), Row("DiZO-FO LoRA", "dizo-fo-lora"),
+        Row("MeZO", "mezo"), Row("HiZOO", "hizoo"), Row("DiZO", "dizo"), Row("MeZO LoRA", "mezo-lora"),
+        Row("HiZOO LoRA", "hizoo-lora"), Row("DiZO LoRA", "dizo-lora"))
 FIRST_POINT = {method: {k: v[:1] for k, v in grid.items()} for method, grid in GRIDS.items()}
 
 register_experiment(Experiment(
