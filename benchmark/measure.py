@@ -90,3 +90,22 @@ class Stopwatch:
         sync(self.device)
         self.last_s = time.perf_counter() - self._start
         self.total_s += self.last_s
+
+
+class LayerDrift:
+    """||theta_t - theta_0|| of every attention projection (q, k, v, o) by layer: the paper's
+    Figure 1. Keeps a host copy of those weights (about a third of an OPT model), so it is off
+    unless asked for; with LoRA the frozen base weights do not move, so use it on full-parameter runs."""
+
+    ROLES = ("q", "k", "v", "o")
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        from methods.layers import find_modules
+
+        self.weights = []
+        for role in self.ROLES:
+            for layer, (_, module) in enumerate(find_modules(model, (role,))):
+                self.weights.append((f"drift/{role}/{layer}", module.weight, module.weight.detach().to("cpu", copy=True)))
+
+    def metrics(self) -> dict[str, float]:
+        return {key: (w.detach().cpu().float() - w0.float()).norm().item() for key, w, w0 in self.weights}

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from benchmark import tracking
 from benchmark.config import RunConfig, flatten
 from benchmark.errors import BenchmarkError
-from benchmark.measure import MemoryMonitor, Stopwatch, device_name
+from benchmark.measure import LayerDrift, MemoryMonitor, Stopwatch, device_name
 from benchmark.models import LoadedModel, load_model, model_kind, resolve_device, resolve_dtype
 from benchmark.registry import METHODS, TASKS
 from benchmark.scoring import Encoder, answer_loss, classification_loss, evaluate
@@ -101,8 +101,9 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
         model.eval()
         return evaluate(model, encoder, examples, cfg.eval_batch_size, generation)
 
+    drift = LayerDrift(model) if cfg.log_drift else None
     best_dev, best_step, best = score(splits.dev)["score"], 0, method.checkpoint()
-    on_metrics({"eval/dev_score": best_dev}, 0)
+    on_metrics({"eval/dev_score": best_dev, **(drift.metrics() if drift else {})}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
 
     def fresh() -> LossFn:
@@ -127,6 +128,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
             done = step + 1
             if done % cfg.eval_every == 0 or done == steps:
                 metrics["eval/dev_score"] = dev = score(splits.dev)["score"]
+                metrics.update(drift.metrics() if drift else {})
                 if dev > best_dev:
                     best_dev, best_step, best = dev, done, method.checkpoint()
             on_metrics(metrics, done)

@@ -136,3 +136,18 @@ def test_generation_task_trains_on_the_answer_and_reports_f1_and_em():
     assert set(result.test_extra) == {"exact_match"}
     assert 0.0 <= result.test_extra["exact_match"] <= result.test <= 1.0
     assert "test/exact_match" in result.summary_metrics()
+
+
+def test_layer_drift_is_logged_for_figure_1():
+    """||theta_t - theta_0|| per projection and layer: zero before training, grown after, at each eval."""
+    cfg, hp = build_run("ft", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8",
+                                              "eval_every": "3", "lr": "1e-3", "log_drift": "true"},
+                        model="tiny-random-llama", steps=6)
+    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
+    logged: dict[int, dict] = {}
+    train(cfg, hp, load_model("tiny-random-llama", CPU, torch.float32), splits, CPU,
+          on_metrics=lambda m, step: logged.setdefault(step, {}).update(m), progress=False)
+    keys = {k for k in logged[0] if k.startswith("drift/")}
+    assert keys == {f"drift/{r}/{layer}" for r in "qkvo" for layer in (0, 1)}  # 2 layers, 4 projections
+    assert all(logged[0][k] == 0.0 for k in keys)
+    assert all(logged[6][k] > logged[3][k] > 0 for k in keys) and "drift/q/0" not in logged[1]
