@@ -81,9 +81,14 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from reports.summary import report
+    from benchmark.registry import EXPERIMENTS
+    from reports import summary, tables
 
-    print(report(args.experiment, args.out))
+    # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)
+    if args.experiment in EXPERIMENTS and not tables.final_runs(args.experiment).empty:
+        print(tables.report(args.experiment, args.out, args.preset))
+        print()
+    print(summary.report(args.experiment, args.out))
 
 
 def cmd_perf(args: argparse.Namespace) -> None:
@@ -150,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables from MLflow")
     rep.add_argument("experiment")
     rep.add_argument("--out", default="runs/reports")
+    rep.add_argument("--preset", default=None, help="which preset's runs (default: the one with most final runs)")
     rep.set_defaults(func=cmd_report)
 
     perf = sub.add_parser("perf", help="step time, forward time and memory per method")

@@ -5,6 +5,7 @@ list of valid names so a typo is fixed in one look.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, TypeVar
 
 from benchmark.errors import BenchmarkError
@@ -13,8 +14,9 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plugins: tuple[str, ...] = ("benchmark.models", "methods", "tasks")) -> None:
         self.kind = kind
+        self.plugins = plugins  # packages whose import registers the entries (experiments need no torch)
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -26,25 +28,30 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def _load(self) -> None:
+        """Import the packages whose modules register themselves (idempotent, import-cached)."""
+        for module in self.plugins:
+            importlib.import_module(module)
+
     def get(self, name: str) -> T:
-        _load_plugins()
+        self._load()
         if name not in self._entries:
             raise BenchmarkError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
         return self._entries[name]
 
     def names(self) -> list[str]:
-        _load_plugins()
+        self._load()
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        _load_plugins()
+        self._load()
         return name in self._entries
 
 
 METHODS: Registry = Registry("method")
 TASKS: Registry = Registry("task")
 MODELS: Registry = Registry("model")
-EXPERIMENTS: Registry = Registry("experiment")
+EXPERIMENTS: Registry = Registry("experiment", plugins=("benchmark.experiments",))
 
 register_method = METHODS.register
 register_task = TASKS.register
@@ -53,11 +60,3 @@ register_model = MODELS.register
 
 def register_experiment(experiment):  # an Experiment registers under its own name
     return EXPERIMENTS.register(experiment.name)(experiment)
-
-
-def _load_plugins() -> None:
-    """Import the packages whose modules register themselves (idempotent, import-cached)."""
-    import benchmark.experiments  # noqa: F401
-    import benchmark.models  # noqa: F401
-    import methods  # noqa: F401
-    import tasks  # noqa: F401
