@@ -208,5 +208,9 @@ def report(experiment: str, out: str, preset: str | None = None) -> str:
     comparison.to_csv(folder / "compare.csv", index=False)
     compare_md = summary.to_markdown(comparison)
     (folder / "compare.md").write_text(compare_md + "\n")
-    return f"{experiment} ({preset}, test x 100, final runs)\n\n{md}\n\nours vs paper:\n\n{compare_md}"
+    from reports.figures import write_figures
+
+    written = write_figures(experiment, preset, folder)
+    figures = "\n".join(f"figure: {p}" for p in written if p.suffix == ".png")
+    return f"{experiment} ({preset}, test x 100, final runs)\n\n{md}\n\nours vs paper:\n\n{compare_md}\n\n{figures}"
 

@@ -81,3 +81,43 @@ def test_reports_never_import_torch(store):
             "assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code, str(store / "reports")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_convergence_relative_to_mezo():
+    from reports.convergence import Curve, relative, target
+
+    mezo = Curve(steps=[0, 100, 200, 300, 400], dev=[0.5, 0.6, 0.7, 0.8, 0.8], steps_per_s=2.0, forwards_per_step=2)
+    dizo = Curve(steps=[0, 100, 200, 300, 400], dev=[0.5, 0.7, 0.8, 0.8, 0.81], steps_per_s=1.6, forwards_per_step=2.4)
+    assert target(mezo) == pytest.approx(0.792)
+    rel = relative(dizo, mezo)  # DiZO reaches 0.792 at step 200, MeZO at 300
+    assert rel["train_iter_pct"] == pytest.approx(100 * 200 / 300)
+    assert rel["forward_pct"] == pytest.approx(100 * 200 / 300 * 1.2)
+    assert rel["gpu_hours_pct"] == pytest.approx(100 * (200 / 1.6) / (300 / 2.0))
+    slow = Curve(steps=[0, 100], dev=[0.5, 0.6], steps_per_s=2.0, forwards_per_step=2)
+    assert relative(slow, mezo) == {"train_iter_pct": None, "forward_pct": None, "gpu_hours_pct": None}
+
+
+def test_figures_are_written_from_metric_histories(store):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tables_store()}")
+    exp_id = mlflow.set_experiment("table4").experiment_id
+    for label, rate in (("MeZO", 0.001), ("DiZO", 0.002), ("FT", 0.01)):
+        tags = {"model": "facebook/opt-2.7b", "preset": "paper", "final": "true", "row": label, "task": "sst2"}
+        with mlflow.start_run(experiment_id=exp_id, tags=tags):
+            mlflow.log_params({"seed": 0, "steps": 400})
+            for step in range(1, 401):
+                mlflow.log_metric("train/loss", 0.7 - rate * step ** 0.5, step=step)
+            for step in range(0, 401, 100):
+                mlflow.log_metric("eval/dev_score", 0.5 + min(rate * 100, 0.3) * step / 400, step=step)
+                for layer in (0, 1):
+                    for role in "qkvo":
+                        mlflow.log_metric(f"drift/{role}/{layer}", rate * step * (layer + 1), step=step)
+            mlflow.log_metrics({"test/score": 0.9, "perf/steps_per_s": 2.0, "perf/forward_passes": 800})
+    out = tables.report("table4", str(store / "reports"), "paper")
+    folder = store / "reports" / "table4" / "paper"
+    for name in ("figure1_drift", "figure2_loss", "figure4_convergence"):
+        for suffix in (".png", ".pdf"):
+            path = folder / f"{name}{suffix}"
+            assert path.is_file() and path.stat().st_size > 5_000, path
+    assert "figure: " in out and "figure2_loss.png" in out

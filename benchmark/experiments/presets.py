@@ -16,7 +16,7 @@ OFFLINE_GRIDS: dict[str, Grid] = {
     "dizo-fo-lora": {"lr": ("1e-3",), "eps": ("1e-2",), "projection_interval": ("20",)},
 }
 OFFLINE_SETS = {"num_train": "1000", "num_dev": "200", "num_test": "500", "batch_size": "16",
-                "eval_batch_size": "64", "lr_schedule": "constant"}
+                "eval_batch_size": "64", "lr_schedule": "constant", "log_drift": "true"}  # drift: Figure 1
 # two points per method so a smoke study is a real grid
 SMOKE_GRIDS: dict[str, Grid] = {name: {**grid, "lr": ("1e-3", "1e-4")} if name != "zero-shot" else {}
                                 for name, grid in OFFLINE_GRIDS.items()}
