@@ -7,3 +7,8 @@ check that guards user input raises this instead of letting a traceback surface 
 
 class BenchmarkError(Exception):
     """A user-facing error: its message is the whole explanation, one line."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's exception message (or its type when empty), for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

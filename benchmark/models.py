@@ -16,7 +16,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
                           PreTrainedTokenizerBase)
 
 from benchmark.cache import build_once, cache_root
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, first_line
 from benchmark.registry import MODELS, register_model
 from tasks.base import Kind
 
@@ -138,8 +138,7 @@ def check_model_name(name: str) -> None:
 
 
 def _cannot_load(name: str, exc: Exception) -> BenchmarkError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BenchmarkError(f"cannot load model {name!r}: {first}")
+    return BenchmarkError(f"cannot load model {name!r}: {first_line(exc)}")
 
 
 def model_kind(name: str) -> Kind:

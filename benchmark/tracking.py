@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, first_line
 
 DEFAULT_URI = "sqlite:///runs/mlflow.db"
 ARTIFACTS = Path("runs") / "mlartifacts"
@@ -51,8 +51,7 @@ def connect(experiment: str) -> str:
         location = ARTIFACTS.resolve().as_uri() if not uri.startswith("http") else None
         return mlflow.create_experiment(experiment, artifact_location=location)
     except Exception as exc:  # connection, auth, schema: all mean "cannot record results"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first}") from None
+        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first_line(exc)[:200]}") from None
 
 
 def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],

@@ -6,28 +6,26 @@ iterations, forward passes and hours to the target dev score, DiZO as % of MeZO 
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.tracking import tracking_uri
 from reports.convergence import TARGET_DEFINITION, Curve, relative
 
 
 def _client():
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///runs/mlflow.db"))
+    return MlflowClient(tracking_uri())
 
 
 def seed0_runs(experiment: str, preset: str) -> pd.DataFrame:
     """The first-seed final run of every (task, row): the curves the figures draw."""
-    import mlflow
+    from reports.tables import search_final
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///runs/mlflow.db"))
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=(
-        f"attributes.status = 'FINISHED' and tags.final = 'true' and tags.preset = '{preset}'"))
+    runs = search_final(experiment, preset)
     if runs.empty:
         return runs
     runs["seed"] = runs["params.seed"].astype(int)

@@ -5,14 +5,13 @@ checkpoint, training steps/s, peak memory. Written as Markdown and CSV under `ou
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from benchmark.errors import BenchmarkError
+from benchmark.tracking import tracking_uri
 
-DEFAULT_URI = "sqlite:///runs/mlflow.db"
 COLUMNS = {
     "tags.method": "method", "tags.task": "task", "tags.template": "template", "tags.model": "model",
     "params.steps": "steps",
@@ -26,7 +25,7 @@ def load_runs(experiment: str) -> pd.DataFrame:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI))
+    mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(experiment) is None:
         raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; run it first")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",

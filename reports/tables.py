@@ -9,13 +9,13 @@ Reads MLflow and pandas only, never torch.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
 
 from benchmark.errors import BenchmarkError
+from benchmark.tracking import tracking_uri
 from reports.paper import Value, parse_cell, table
 
 PAPER_COLUMNS = {"sst2": "SST-2", "sst5": "SST-5", "snli": "SNLI", "mnli": "MNLI", "rte": "RTE", "trec": "TREC",
@@ -69,18 +69,23 @@ class Table:
         return f"{task} (vs {ANALOGUES[task]})" if task in ANALOGUES else self.paper_column(task) or task
 
 
-def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
-    """One row per finished final run: model, task, row, seed, test (x100)."""
+def search_final(experiment: str, preset: str | None = None) -> pd.DataFrame:
+    """MLflow's rows for the finished final runs of a study (all presets unless one is named)."""
     import mlflow
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///runs/mlflow.db"))
+    mlflow.set_tracking_uri(tracking_uri())
     if mlflow.get_experiment_by_name(experiment) is None:
         raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; "
                              f"run make reproduce-{experiment} first")
     where = "attributes.status = 'FINISHED' and tags.final = 'true'"
     if preset:
         where += f" and tags.preset = '{preset}'"
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+
+
+def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
+    """One row per finished final run: model, task, row, seed, test (x100)."""
+    runs = search_final(experiment, preset)
     if runs.empty:
         return pd.DataFrame(columns=["model", "task", "row", "seed", "test", "preset"])
     return pd.DataFrame({"model": runs["tags.model"], "task": runs["tags.task"], "row": runs["tags.row"],

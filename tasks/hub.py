@@ -9,17 +9,13 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, first_line
 from tasks.base import Pools, Row
 
 
 def _local_dir(task: str) -> Path | None:
     root = os.environ.get("ZOBENCH_DATA_DIR")
     return Path(root) / task if root else None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def hf_pools(task: str, path: str, name: str | None = None, train: str = "train", heldout: str = "validation",
@@ -37,13 +33,13 @@ def hf_pools(task: str, path: str, name: str | None = None, train: str = "train"
         try:
             data = datasets.load_dataset("json", data_files={k: str(v) for k, v in files.items()})
         except Exception as exc:  # pyarrow/json raise many types on a malformed or empty file
-            raise BenchmarkError(f"task {task}: cannot read the JSON-lines files in {local}: {_first_line(exc)}") from None
+            raise BenchmarkError(f"task {task}: cannot read the JSON-lines files in {local}: {first_line(exc)}") from None
     else:
         try:
             data = datasets.load_dataset(path, name)
         except Exception as exc:  # the hub raises many types (ConnectionError, DatasetNotFoundError, ...)
             raise BenchmarkError(
-                f"cannot load dataset {path}/{name} for task {task}: {_first_line(exc)} "
+                f"cannot load dataset {path}/{name} for task {task}: {first_line(exc)} "
                 f"(offline? put {train}.jsonl/{heldout}.jsonl under $ZOBENCH_DATA_DIR/{task}/ or use rt-polarity)"
             ) from None
     rows = {split: [r for r in data[split] if keep is None or keep(r)] for split in (train, heldout)}
