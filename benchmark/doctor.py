@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark import tracking
 from benchmark.experiments.base import Experiment
-from benchmark.study import joined_cells
+from benchmark.study import existing_study, final_name, joined_cells
 
 CONTRACT = ("dev/best_score", "test/score", "perf/peak_memory_gb", "perf/avg_memory_gb", "perf/steps_per_s",
             "perf/train_hours", "perf/forward_passes")
@@ -28,41 +28,37 @@ def _trial_runs(experiment: str) -> dict[tuple[str, str], Any]:
 
 
 def doctor(experiment: Experiment, storage: Any) -> list[str]:
-    import optuna
-
     runs = _trial_runs(experiment.name)
+    cells = joined_cells(experiment, storage)
+    studies = list(dict.fromkeys(name for cell in cells for name in (cell.name, final_name(cell))))
     seen: set[tuple[str, str]] = set()
     problems: list[str] = []
-    for cell in joined_cells(experiment, storage):
-        for name in (cell.name, f"{cell.name}/final"):
-            try:
-                study = optuna.load_study(study_name=name, storage=storage)
-            except KeyError:
+    for name in studies:
+        study = existing_study(storage, name)
+        if study is None:
+            continue
+        for trial in study.get_trials(deepcopy=False):
+            key = (name, str(trial.number))
+            run = runs.get(key)
+            seen.add(key)
+            where = f"{name} trial {trial.number} ({trial.state.name})"
+            if trial.state.name in ("WAITING", "RUNNING"):
+                if run is not None and trial.state.name == "WAITING":
+                    problems.append(f"{where}: has an MLflow run but never started")
                 continue
-            for trial in study.get_trials(deepcopy=False):
-                key = (name, str(trial.number))
-                run = runs.get(key)
-                seen.add(key)
-                where = f"{name} trial {trial.number} ({trial.state.name})"
-                if trial.state.name in ("WAITING", "RUNNING"):
-                    if run is not None and trial.state.name == "WAITING":
-                        problems.append(f"{where}: has an MLflow run but never started")
-                    continue
-                if run is None:
-                    if trial.state.name != "FAIL":
-                        problems.append(f"{where}: no MLflow run")
-                    continue
-                status = run.info.status
-                if status not in EXPECTED[trial.state.name]:
-                    problems.append(f"{where}: MLflow run {run.info.run_id} is {status}")
-                if trial.state.name == "COMPLETE":
-                    missing = [m for m in CONTRACT if m not in run.data.metrics]
-                    if missing:
-                        problems.append(f"{where}: MLflow run {run.info.run_id} lacks {', '.join(missing)}")
-                elif not (run.data.tags.get("reason") or run.data.tags.get("error")):
-                    problems.append(f"{where}: MLflow run {run.info.run_id} does not say why it ended")
-    studies = {c.name for c in joined_cells(experiment, storage)} | {f"{c.name}/final" for c in
-                                                                     joined_cells(experiment, storage)}
+            if run is None:
+                if trial.state.name != "FAIL":
+                    problems.append(f"{where}: no MLflow run")
+                continue
+            status = run.info.status
+            if status not in EXPECTED[trial.state.name]:
+                problems.append(f"{where}: MLflow run {run.info.run_id} is {status}")
+            if trial.state.name == "COMPLETE":
+                missing = [m for m in CONTRACT if m not in run.data.metrics]
+                if missing:
+                    problems.append(f"{where}: MLflow run {run.info.run_id} lacks {', '.join(missing)}")
+            elif not (run.data.tags.get("reason") or run.data.tags.get("error")):
+                problems.append(f"{where}: MLflow run {run.info.run_id} does not say why it ended")
     for key, run in runs.items():
         if key[0] in studies and key not in seen:
             problems.append(f"orphan MLflow run {run.info.run_id}: {key[0]} trial {key[1]} is not in Optuna")

@@ -146,6 +146,14 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     )
 
 
+def sample(cfg: RunConfig) -> tuple[Task, str, Splits]:
+    """The run's task, its template name for the model's kind, and its train/dev/test examples."""
+    task = TASKS.get(cfg.task)
+    template, prompt = task.template(model_kind(cfg.model), cfg.template)
+    return task, template, sample_splits(task, prompt.render, cfg.seed, cfg.num_train, cfg.num_dev, cfg.num_test,
+                                         cfg.k)
+
+
 def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
         extra_tags: dict[str, str] | None = None, on_metrics: OnMetrics | None = None,
         on_start: Callable[[str], None] | None = None) -> RunResult:
@@ -155,9 +163,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     experiment_id = tracking.connect(cfg.experiment)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    task = TASKS.get(cfg.task)
-    template, prompt = task.template(model_kind(cfg.model), cfg.template)
-    splits = sample_splits(task, prompt.render, cfg.seed, cfg.num_train, cfg.num_dev, cfg.num_test, cfg.k)
+    task, template, splits = sample(cfg)
     loaded = load_model(cfg.model, device, dtype)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch."),

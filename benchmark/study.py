@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import tracking
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, first_line
 from benchmark.experiments.base import Cell, Experiment
 
 JOURNAL_DIR = Path("runs/optuna")
@@ -46,8 +46,7 @@ def open_storage(url: str) -> Any:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:  # sqlalchemy raises many types for a bad URL or an unreachable server
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise BenchmarkError(f"cannot open Optuna storage {url}: {first}") from None
+            raise BenchmarkError(f"cannot open Optuna storage {url}: {first_line(exc)}") from None
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
@@ -66,9 +65,7 @@ def trial_config(cell: Cell, point: dict[str, str], seed: int = 0, extra: dict[s
 def validate(cells: list[Cell]) -> None:
     """Build every trial's config and sample every distinct dataset once: config and data errors
     surface here, in one line, before a study is created."""
-    from benchmark.models import model_kind
-    from benchmark.registry import TASKS
-    from tasks.sampling import sample_splits
+    from benchmark.runner import sample
 
     sampled: set[tuple] = set()
     for cell in cells:
@@ -80,10 +77,8 @@ def validate(cells: list[Cell]) -> None:
             key = (cfg.task, cfg.model, cfg.template, cfg.num_train, cfg.num_dev, cfg.num_test, cfg.k)
             if key not in sampled:
                 sampled.add(key)
-                task = TASKS.get(cfg.task)
-                _, template = task.template(model_kind(cfg.model), cfg.template)
                 try:
-                    sample_splits(task, template.render, 0, cfg.num_train, cfg.num_dev, cfg.num_test, cfg.k)
+                    sample(cfg)  # seed 0, as trial_config built it
                 except BenchmarkError as exc:
                     raise BenchmarkError(f"{cell.name}: {exc}") from None
 
@@ -107,6 +102,14 @@ def _study(storage: Any, name: str, create: bool = False) -> Any:
     if create:
         return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True, **kw)
     return optuna.load_study(study_name=name, storage=storage, **kw)
+
+
+def existing_study(storage: Any, name: str) -> Any | None:
+    """The study if it exists (a cell's free search and finals may not), else None."""
+    try:
+        return _study(storage, name)
+    except KeyError:
+        return None
 
 
 def enqueue_grid(storage: Any, cell: Cell) -> Any:
@@ -312,7 +315,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
 
 # ---- workers -------------------------------------------------------------------------------------
 
-def _final_name(cell: Cell) -> str:
+def final_name(cell: Cell) -> str:
     return f"{cell.name}/{FINAL}"
 
 
@@ -320,13 +323,15 @@ def _search_name(cell: Cell) -> str:
     return f"{cell.name}/{TPE}"
 
 
-def _free_trial(study: Any) -> Any | None:
-    """The next free-search trial while the study's budget (`trials`) is not spent."""
-    from optuna.trial import TrialState
+def _budget_left(study: Any) -> bool:
+    """A free-search study has started fewer trials than its budget (`trials`)."""
+    started = sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+    return started < study.user_attrs.get("trials", 0)
 
-    budget = study.user_attrs.get("trials", 0)
-    started = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-    return study.ask() if len(started) < budget else None
+
+def _free_trial(study: Any) -> Any | None:
+    """The next free-search trial while the study's budget is not spent."""
+    return study.ask() if _budget_left(study) else None
 
 
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
@@ -341,12 +346,11 @@ def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
 def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log) -> None:
     """Run one cell's pending grid, free-search and final trials."""
     parent = _study(storage, cell.name).user_attrs[PARENT]
-    for name in (cell.name, _search_name(cell), _final_name(cell)):
-        if name == _final_name(cell):
+    for name in (cell.name, _search_name(cell), final_name(cell)):
+        if name == final_name(cell):
             enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
-        try:
-            study = _study(storage, name)
-        except KeyError:  # not created (no free search, or the search is not finished)
+        study = existing_study(storage, name)
+        if study is None:  # not created (no free search, or the search is not finished)
             continue
         final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
         while True:
@@ -366,13 +370,11 @@ def _searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:
     """(study name, trial) of the cell's grid and free-search trials."""
     out = []
     for name in (cell.name, _search_name(cell)):
-        try:
-            study = _study(storage, name)
-        except KeyError:
+        study = existing_study(storage, name)
+        if study is None:
             continue
-        trials = study.get_trials(deepcopy=False)
-        out += [(name, t) for t in trials]
-        if name.endswith(TPE) and sum(t.state.name != "WAITING" for t in trials) < study.user_attrs["trials"]:
+        out += [(name, t) for t in study.get_trials(deepcopy=False)]
+        if name.endswith(TPE) and _budget_left(study):
             out.append((name, None))  # budget not spent: not done
     return out
 
@@ -392,9 +394,9 @@ def enqueue_finals(storage: Any, cell: Cell) -> bool:
     if not done:
         return False
     try:
-        final = optuna.create_study(study_name=_final_name(cell), storage=storage, direction="maximize")
+        final = optuna.create_study(study_name=final_name(cell), storage=storage, direction="maximize")
     except optuna.exceptions.DuplicatedStudyError:
-        final = _study(storage, _final_name(cell))
+        final = _study(storage, final_name(cell))
         if final.user_attrs.get("enqueued"):
             return False
         if time.time() - final.user_attrs.get("claimed", 0) < STALE_S:
@@ -414,9 +416,8 @@ def enqueue_finals(storage: Any, cell: Cell) -> bool:
 
 def cell_done(storage: Any, cell: Cell) -> bool:
     """Search finished and every final seed complete."""
-    try:
-        final = _study(storage, _final_name(cell))
-    except KeyError:
+    final = existing_study(storage, final_name(cell))
+    if final is None:
         return False
     trials = final.get_trials(deepcopy=False)
     return bool(final.user_attrs.get("enqueued")) and all(t.state.name not in ("WAITING", "RUNNING") for t in trials)
@@ -453,7 +454,7 @@ def _wait(procs: list[subprocess.Popen]) -> None:
         raise BenchmarkError(f"{len(failed)} worker(s) exited with status {failed}; rerun the command to resume")
 
 
-def run_phase(experiment: Experiment, preset: str, storage_url: str, cells: list[Cell], workers: int) -> None:
+def run_phase(experiment: Experiment, storage_url: str, cells: list[Cell], workers: int) -> None:
     if workers <= 1:
         drain(open_storage(storage_url), cells)
     else:
@@ -476,17 +477,15 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
         ensure_parent_run(grid, cell, experiment_id)
         if search == TPE:
             _study(storage, _search_name(cell), create=True).set_user_attr("trials", trials)
-        for name in (cell.name, _search_name(cell), _final_name(cell)):
-            try:
-                reclaim_stale(_study(storage, name))
-            except KeyError:
-                pass
+        for name in (cell.name, _search_name(cell), final_name(cell)):
+            if (existing := existing_study(storage, name)) is not None:
+                reclaim_stale(existing)
     if workers == 0:
         print(f"enqueued {len(cells)} studies in {storage_url}; start workers with: benchmark worker "
               f"{experiment.name} --storage {storage_url}")
         return summarize(storage, cells)
     for _ in range(2):  # a second pass picks up finals whose search ended in another worker's last trial
-        run_phase(experiment, preset, storage_url, cells, workers)
+        run_phase(experiment, storage_url, cells, workers)
         if all(cell_done(storage, cell) for cell in cells):
             break
     unfinished = [cell.name for cell in cells if not cell_done(storage, cell)]
@@ -495,7 +494,7 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
                              f"running), e.g. {unfinished[0]}; rerun to resume")
     summary = summarize(storage, cells)
     for cell in cells:  # the parent run ends once its cell is complete
-        final = _study(storage, _final_name(cell))
+        final = _study(storage, final_name(cell))
         tracking.terminate(_study(storage, cell.name).user_attrs[PARENT], "FINISHED",
                            best_trial=final.user_attrs["best_trial"], best_point=str(final.user_attrs["best_point"]))
     return summary
