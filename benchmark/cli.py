@@ -82,11 +82,11 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from benchmark.registry import EXPERIMENTS
-    from reports import summary, tables
+    from reports import report, runs, summary
 
     # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)
-    if args.experiment in EXPERIMENTS and not tables.final_runs(args.experiment).empty:
-        print(tables.report(args.experiment, args.out, args.preset))
+    if args.experiment in EXPERIMENTS and not runs.final_runs(args.experiment).empty:
+        print(report.report(args.experiment, args.out, args.preset, args.storage))
         print()
     print(summary.report(args.experiment, args.out))
 
@@ -156,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("experiment")
     rep.add_argument("--out", default="runs/reports")
     rep.add_argument("--preset", default=None, help="which preset's runs (default: the one with most final runs)")
+    rep.add_argument("--storage", default=None, help="Optuna storage for the study views (default: the study's journal)")
     rep.set_defaults(func=cmd_report)
 
     perf = sub.add_parser("perf", help="step time, forward time and memory per method")

@@ -166,7 +166,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     task, template, splits = sample(cfg)
     loaded = load_model(cfg.model, device, dtype)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
-            "git_commit": tracking.git_commit(), "dtype": str(dtype).removeprefix("torch."),
+            "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": str(dtype).removeprefix("torch."),
             "template": template, "metric": task.metric, **(extra_tags or {})}
     params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
               "n_test": len(splits.test)}

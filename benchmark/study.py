@@ -336,6 +336,7 @@ def _free_trial(study: Any) -> Any | None:
 
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
+    tracking.git_commit()  # pin the commit of the code this worker loaded
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
     with Interrupt() as interrupt:
         for cell in cells:

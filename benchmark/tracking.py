@@ -5,6 +5,7 @@ any work so an unreachable server is one line up front, not a traceback after an
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
@@ -21,7 +22,10 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit() -> str:
+    """The commit of the code this process loaded (asked once: a commit made while a study runs must not
+    relabel its later trials)."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
@@ -31,6 +35,22 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+RUN_PACKAGES = ("torch", "transformers", "peft", "datasets", "optuna", "mlflow")
+
+
+def package_versions() -> str:
+    """The libraries a run's numbers depend on, as one tag (`packages`)."""
+    from importlib import metadata
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    return ", ".join(f"{name} {version(name)}" for name in RUN_PACKAGES)
 
 
 def connect(experiment: str) -> str:

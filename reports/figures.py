@@ -1,55 +1,42 @@
-"""The paper's figures from a study's final runs (seed 0 of each cell), as PNG and PDF.
+"""The paper's figures from a study's final runs, as PNG and PDF; a figure whose rows the experiment
+lacks is not drawn.
 
 Figure 1: layer-wise ||theta_t - theta_0|| per attention projection, FT vs MeZO (runs with
 `log_drift`). Figure 2: training-loss curves, MeZO vs DiZO, one panel per task. Figure 4:
 iterations, forward passes and hours to the target dev score, DiZO as % of MeZO per task.
+Figure 5: the re-init / clipping ablation, test scores (left) and loss curves (right).
+Optuna views: the objective against each hyperparameter, one slice plot per study.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from benchmark.tracking import tracking_uri
-from reports.convergence import TARGET_DEFINITION, Curve, relative
+from reports.convergence import TARGET_DEFINITION, relative
+from reports.runs import curve, first_seed, history
+
+ABLATION_ROWS = ("MeZO", "DiZO no re-init", "DiZO no clipping", "DiZO")
 
 
-def _client():
-    from mlflow.tracking import MlflowClient
+def _pyplot():
+    import matplotlib
 
-    return MlflowClient(tracking_uri())
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-
-def seed0_runs(experiment: str, preset: str) -> pd.DataFrame:
-    """The first-seed final run of every (task, row): the curves the figures draw."""
-    from reports.tables import search_final
-
-    runs = search_final(experiment, preset)
-    if runs.empty:
-        return runs
-    runs["seed"] = runs["params.seed"].astype(int)
-    return runs.sort_values("seed").drop_duplicates(["tags.task", "tags.row"], keep="first")
-
-
-def history(run_id: str, key: str) -> tuple[list[int], list[float]]:
-    points = sorted((m.step, m.value) for m in _client().get_metric_history(run_id, key))
-    return [s for s, _ in points], [v for _, v in points]
-
-
-def curve(run: pd.Series) -> Curve | None:
-    """The run's dev curve and throughput; None when it has no training measurements (zero-shot)."""
-    rate, forwards = run.get("metrics.perf/steps_per_s"), run.get("metrics.perf/forward_passes")
-    if rate is None or forwards is None or rate != rate or forwards != forwards or rate <= 0:
-        return None
-    steps, dev = history(run["run_id"], "eval/dev_score")
-    return Curve(steps, dev, float(rate), float(forwards) / max(int(run.get("params.steps") or 1), 1))
+    return plt
 
 
 def _save(fig, folder: Path, name: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     for path in paths:
         fig.savefig(path, bbox_inches="tight", dpi=150)
+    _pyplot().close(fig)
     return paths
 
 
@@ -57,39 +44,41 @@ def _smooth(values: list[float], window: int = 10) -> list[float]:
     return pd.Series(values).rolling(window, min_periods=1).mean().tolist()
 
 
+def _has_rows(runs: pd.DataFrame, rows: tuple[str, ...]) -> bool:
+    return set(rows) <= set(runs["row"])
+
+
+def _loss_panel(ax, runs: pd.DataFrame, task: str, rows: tuple[str, ...]) -> None:
+    for label in rows:
+        match = runs[(runs["task"] == task) & (runs["row"] == label)]
+        if not match.empty:
+            steps, loss = history(match.iloc[0]["run_id"], "train/loss")
+            ax.plot(steps, _smooth(loss), label=label)
+    ax.set(title=task, xlabel="step", ylabel="training loss (moving mean of 10)")
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+
 def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("MeZO", "DiZO")) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = sorted(set(runs["tags.task"]))
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(4 * max(len(tasks), 1), 3), squeeze=False)
+    if not _has_rows(runs, rows):
+        return []
+    tasks = sorted(set(runs["task"]))
+    fig, axes = _pyplot().subplots(1, len(tasks), figsize=(4 * len(tasks), 3), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for label in rows:
-            match = runs[(runs["tags.task"] == task) & (runs["tags.row"] == label)]
-            if not match.empty:
-                steps, loss = history(match.iloc[0]["run_id"], "train/loss")
-                ax.plot(steps, _smooth(loss), label=label)
-        ax.set(title=task, xlabel="step", ylabel="training loss (moving mean of 10)")
-        if ax.lines:
-            ax.legend()
+        _loss_panel(ax, runs, task, rows)
     return _save(fig, folder, "figure2_loss")
 
 
 def figure4_convergence(runs: pd.DataFrame, folder: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     records = []
-    for task in sorted(set(runs["tags.task"])):
-        by_row = {r["tags.row"]: r for _, r in runs[runs["tags.task"] == task].iterrows()}
+    for task in sorted(set(runs["task"])):
+        by_row = {r["row"]: r for _, r in runs[runs["task"] == task].iterrows()}
         curves = {label: curve(by_row[label]) for label in ("MeZO", "DiZO") if label in by_row}
         if curves.get("MeZO") and curves.get("DiZO"):
             records.append((task, relative(curves["DiZO"], curves["MeZO"])))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    if not records:
+        return []
+    fig, axes = _pyplot().subplots(1, 3, figsize=(12, 3))
     for ax, key, title in zip(axes, ("train_iter_pct", "forward_pct", "gpu_hours_pct"),
                               ("iterations", "forward passes", "train hours")):
         names = [t for t, _ in records]
@@ -108,15 +97,14 @@ _DRIFT = re.compile(r"^drift/(\w+)/(\d+)$")
 
 
 def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", "MeZO")) -> list[Path]:
-    """Distance to the pre-trained weights per layer and projection at a few points of training."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3), squeeze=False)
+    """Distance to the pre-trained weights per layer and projection at a few points of training
+    (the first task's runs)."""
+    if not _has_rows(runs, rows):
+        return []
+    runs = runs[runs["task"] == sorted(set(runs["task"]))[0]]
+    fig, axes = _pyplot().subplots(1, 2, figsize=(12, 3), squeeze=False)
     for ax, label in zip(axes[0], rows):
-        match = runs[runs["tags.row"] == label]
+        match = runs[runs["row"] == label]
         keys = sorted((k.removeprefix("metrics."), _DRIFT.match(k.removeprefix("metrics.")))
                       for k in match.columns if _DRIFT.match(k.removeprefix("metrics.")))
         if match.empty or not keys:
@@ -126,16 +114,63 @@ def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT
         series = {k: history(match.iloc[0]["run_id"], k) for k, _ in keys}
         steps = series[keys[0][0]][0]
         for pick in sorted({steps[len(steps) // 4], steps[len(steps) // 2], steps[-1]} - {0}):
-            ax.plot(range(len(keys)), [dict(zip(*series[k]))[pick] for k, _ in keys], label=f"step {pick}")
+            ax.plot(range(len(keys)), [dict(zip(*series[k])).get(pick, float("nan")) for k, _ in keys],
+                    label=f"step {pick}")
         ax.set_xticks(range(len(keys)), [f"{m.group(1).upper()}{m.group(2)}" for _, m in keys], rotation=90, fontsize=5)
-        ax.set(title=f"{label}: ||theta_t - theta_0|| by layer", ylabel="distance")
+        ax.set(title=f"{label} on {match.iloc[0]['task']}: ||theta_t - theta_0|| by layer", ylabel="distance")
         ax.legend(fontsize=8)
     return _save(fig, folder, "figure1_drift")
 
 
-def write_figures(experiment: str, preset: str, out: Path) -> list[Path]:
-    runs = seed0_runs(experiment, preset)
+def figure5_ablation(all_runs: pd.DataFrame, folder: Path) -> list[Path]:
+    """Left: test score per task for each ablation row (mean over seeds). Right: their loss curves on
+    the first task (first seed)."""
+    from reports.tables import measured
+
+    if not _has_rows(all_runs, ABLATION_ROWS):
+        return []
+    tests = measured(all_runs, "test")
+    tasks = sorted(set(all_runs["task"]))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(11, 3.2))
+    width = 0.8 / len(ABLATION_ROWS)
+    for i, label in enumerate(ABLATION_ROWS):
+        xs = [j + (i - (len(ABLATION_ROWS) - 1) / 2) * width for j in range(len(tasks))]
+        left.bar(xs, [tests[(label, t)].mean if (label, t) in tests else 0.0 for t in tasks], width, label=label)
+    left.set_xticks(range(len(tasks)), tasks)
+    top = max((v.mean for v in tests.values()), default=100.0)
+    left.set(title="ablation: test score (mean over seeds)", ylabel="test x 100", ylim=(0, top * 1.3))
+    left.legend(fontsize=7, ncol=2, loc="upper center")
+    _loss_panel(right, first_seed(all_runs), tasks[0], ABLATION_ROWS)
+    return _save(fig, folder, "figure5_ablation")
+
+
+def optuna_views(studies: list[Any], folder: Path) -> list[Path]:
+    """One slice plot (objective vs each hyperparameter) per study with completed trials that vary
+    something; a single-point grid has nothing to show."""
+    import optuna
+
+    written = []
+    for study in studies:
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        varied = {k for k in {k for t in done for k in t.params} if len({str(t.params.get(k)) for t in done}) > 1}
+        if not varied:
+            continue
+        # rc_context: optuna switches pyplot to its own style globally; keep it to these plots
+        with warnings.catch_warnings(), _pyplot().rc_context():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib views experimental
+            axes = optuna.visualization.matplotlib.plot_slice(study, params=sorted(varied))
+        first = axes.flat[0] if hasattr(axes, "flat") else axes
+        first.set_ylabel("dev score (objective)")
+        fig = first.figure
+        fig.suptitle(study.study_name, fontsize=8)
+        written += _save(fig, folder, re.sub(r"[^\w.-]+", "_", study.study_name))
+    return written
+
+
+def write_figures(runs: pd.DataFrame, out: Path) -> list[Path]:
+    """Every figure the runs have rows for, under `out`."""
     if runs.empty:
         return []
-    out.mkdir(parents=True, exist_ok=True)
-    return figure2_loss(runs, out) + figure4_convergence(runs, out) + figure1_drift(runs, out)
+    first = first_seed(runs)
+    return (figure1_drift(first, out) + figure2_loss(first, out) + figure4_convergence(first, out)
+            + figure5_ablation(runs, out))

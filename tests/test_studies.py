@@ -73,6 +73,16 @@ def test_two_workers_run_every_grid_point_exactly_once(store):
     assert all(r.data.tags.get("mlflow.parentRunId") in {p.info.run_id for p in parents}
                for r in runs if "trial" in r.data.tags)
     assert bench("doctor", "table4", "--storage", str(store)).returncode == 0
+    # the report reads what a real study logged
+    report = bench("report", "table4", "--preset", "smoke", "--storage", str(store))
+    assert report.returncode == 0, report.stderr[-3000:]
+    folder = store.parent / "runs" / "reports" / "table4" / "smoke"
+    table = (folder / "table.md").read_text()
+    assert all(f"| {row.label} | " in table for row in experiment.rows) and "| - |" not in table
+    page = (folder / "report.md").read_text()
+    assert "- final runs: 18" in page and "torch " in page and "transformers " in page  # packages tag
+    assert len(list((folder / "optuna").glob("*.png"))) == 8  # every study but zero-shot's varies lr
+    assert all((folder / f"{name}.pdf").is_file() for name in ("figure1_drift", "figure2_loss", "figure4_convergence"))
 
 
 def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
