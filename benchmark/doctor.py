@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark import tracking
 from benchmark.experiments.base import Experiment
-from benchmark.study import existing_study, final_name, joined_cells
+from benchmark.study import existing_study, joined_cells, study_names
 
 CONTRACT = ("dev/best_score", "test/score", "perf/peak_memory_gb", "perf/avg_memory_gb", "perf/steps_per_s",
             "perf/train_hours", "perf/forward_passes")
@@ -30,7 +30,7 @@ def _trial_runs(experiment: str) -> dict[tuple[str, str], Any]:
 def doctor(experiment: Experiment, storage: Any) -> list[str]:
     runs = _trial_runs(experiment.name)
     cells = joined_cells(experiment, storage)
-    studies = list(dict.fromkeys(name for cell in cells for name in (cell.name, final_name(cell))))
+    studies = list(dict.fromkeys(name for cell in cells for name in study_names(cell)))
     seen: set[tuple[str, str]] = set()
     problems: list[str] = []
     for name in studies:

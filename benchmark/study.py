@@ -319,8 +319,13 @@ def final_name(cell: Cell) -> str:
     return f"{cell.name}/{FINAL}"
 
 
-def _search_name(cell: Cell) -> str:
+def search_name(cell: Cell) -> str:
     return f"{cell.name}/{TPE}"
+
+
+def study_names(cell: Cell) -> tuple[str, str, str]:
+    """A cell's studies in the order they run: grid, free search (`--search tpe`), finals."""
+    return cell.name, search_name(cell), final_name(cell)
 
 
 def _budget_left(study: Any) -> bool:
@@ -347,7 +352,7 @@ def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
 def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log) -> None:
     """Run one cell's pending grid, free-search and final trials."""
     parent = _study(storage, cell.name).user_attrs[PARENT]
-    for name in (cell.name, _search_name(cell), final_name(cell)):
+    for name in study_names(cell):
         if name == final_name(cell):
             enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
         study = existing_study(storage, name)
@@ -370,7 +375,7 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
 def _searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:
     """(study name, trial) of the cell's grid and free-search trials."""
     out = []
-    for name in (cell.name, _search_name(cell)):
+    for name in (cell.name, search_name(cell)):
         study = existing_study(storage, name)
         if study is None:
             continue
@@ -477,8 +482,8 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
         grid = enqueue_grid(storage, cell) if search == "grid" else _study(storage, cell.name, create=True)
         ensure_parent_run(grid, cell, experiment_id)
         if search == TPE:
-            _study(storage, _search_name(cell), create=True).set_user_attr("trials", trials)
-        for name in (cell.name, _search_name(cell), final_name(cell)):
+            _study(storage, search_name(cell), create=True).set_user_attr("trials", trials)
+        for name in study_names(cell):
             if (existing := existing_study(storage, name)) is not None:
                 reclaim_stale(existing)
     if workers == 0:

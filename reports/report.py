@@ -29,13 +29,13 @@ def _pick_preset(runs: pd.DataFrame, preset: str | None, presets: list[str]) -> 
 
 def _studies(experiment, preset: str, storage_url: str | None) -> tuple[list, str]:
     """The preset's Optuna studies (grid, free search) and where they were read from."""
-    from benchmark.study import TPE, default_storage_url, existing_study, open_storage
+    from benchmark.study import default_storage_url, existing_study, open_storage, study_names
 
     url = storage_url or default_storage_url(experiment.name)
     if "://" not in url and not Path(url).is_file():
         return [], f"no Optuna storage at {url}"
     storage = open_storage(url)
-    names = [n for c in experiment.cells(preset) for n in (c.name, f"{c.name}/{TPE}")]
+    names = [n for c in experiment.cells(preset) for n in study_names(c)[:2]]  # finals repeat one point
     return [s for s in (existing_study(storage, n) for n in names) if s is not None], url
 
 

@@ -224,6 +224,14 @@ def test_free_search_spends_its_budget_inside_the_grid_ranges(store):
     assert all(t.user_attrs["point"]["eps"] == "1e-3" for t in trials)  # single values stay fixed
     final = trials_by_study(store)[f"{name}/final"]
     assert [t.state.name for t in final] == ["COMPLETE"]  # seed 1 of the best configuration
+    from benchmark.doctor import doctor
+
+    assert doctor(experiment, open_storage(str(store))) == []
+    tpe_run = next(r for r in mlflow_runs(experiment.name) if r.data.tags.get("study") == f"{name}/tpe")
+    import mlflow
+
+    mlflow.MlflowClient().set_terminated(tpe_run.info.run_id, "FAILED")  # Optuna says COMPLETE
+    assert [p for p in doctor(experiment, open_storage(str(store))) if "/tpe trial" in p and "is FAILED" in p]
 
 
 def test_enqueue_only_then_external_workers_finish_grid_and_finals(store):
