@@ -97,28 +97,31 @@ _DRIFT = re.compile(r"^drift/(\w+)/(\d+)$")
 
 
 def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", "MeZO")) -> list[Path]:
-    """Distance to the pre-trained weights per layer and projection at a few points of training
-    (the first task's runs)."""
+    """Distance to the pre-trained weights per layer, a line per attention projection, at the last
+    logged step (solid) and halfway (dashed); the first task's runs."""
     if not _has_rows(runs, rows):
         return []
     runs = runs[runs["task"] == sorted(set(runs["task"]))[0]]
-    fig, axes = _pyplot().subplots(1, 2, figsize=(12, 3), squeeze=False)
+    fig, axes = _pyplot().subplots(1, 2, figsize=(11, 3.2), squeeze=False)
     for ax, label in zip(axes[0], rows):
         match = runs[runs["row"] == label]
-        keys = sorted((k.removeprefix("metrics."), _DRIFT.match(k.removeprefix("metrics.")))
-                      for k in match.columns if _DRIFT.match(k.removeprefix("metrics.")))
+        keys = {k.removeprefix("metrics."): _DRIFT.match(k.removeprefix("metrics.")) for k in match.columns}
+        keys = {k: m for k, m in keys.items() if m}
         if match.empty or not keys:
             ax.set_title(f"{label}: no drift logged (set log_drift=true)")
             continue
-        keys.sort(key=lambda kv: (int(kv[1].group(2)), "qkvo".index(kv[1].group(1))))
-        series = {k: history(match.iloc[0]["run_id"], k) for k, _ in keys}
-        steps = series[keys[0][0]][0]
-        for pick in sorted({steps[len(steps) // 4], steps[len(steps) // 2], steps[-1]} - {0}):
-            ax.plot(range(len(keys)), [dict(zip(*series[k])).get(pick, float("nan")) for k, _ in keys],
-                    label=f"step {pick}")
-        ax.set_xticks(range(len(keys)), [f"{m.group(1).upper()}{m.group(2)}" for _, m in keys], rotation=90, fontsize=5)
-        ax.set(title=f"{label} on {match.iloc[0]['task']}: ||theta_t - theta_0|| by layer", ylabel="distance")
-        ax.legend(fontsize=8)
+        series = {k: dict(zip(*history(match.iloc[0]["run_id"], k))) for k in keys}
+        steps = sorted(next(iter(series.values())))
+        for role in sorted({m.group(1) for m in keys.values()}, key="qkvo".find):
+            layers = sorted((int(m.group(2)), k) for k, m in keys.items() if m.group(1) == role)
+            line, = ax.plot([n for n, _ in layers], [series[k].get(steps[-1], float("nan")) for _, k in layers],
+                            label=f"{role.upper()} (step {steps[-1]})")
+            ax.plot([n for n, _ in layers], [series[k].get(steps[len(steps) // 2], float("nan")) for _, k in layers],
+                    "--", color=line.get_color(), alpha=0.5)
+        ax.set(title=f"{label} on {match.iloc[0]['task']}: ||theta_t - theta_0|| (dashed: step {steps[len(steps) // 2]})",
+               xlabel="layer", ylabel="distance")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
     return _save(fig, folder, "figure1_drift")
 
 

@@ -113,7 +113,7 @@ def report(experiment: str, out: str, preset: str | None = None, storage_url: st
     page += ["", "## Provenance", "", provenance(runs) if not runs.empty else "- no final runs yet", ""]
     (folder / "report.md").write_text("\n".join(page))
     write_index(Path(out))
-    shown = "\n\n".join(f"{t.title}\n\n{md}" for t, md in texts)
+    shown = "\n\n".join(f"{t.title}\n\n{md}" if len(texts) > 1 else md for t, md in texts)
     return (f"{experiment} ({preset}, final runs)\n\n{shown}\n\nours vs paper:\n\n{compare_md}\n\n"
             + "\n".join(f"figure: {p}" for p in figures + views if p.suffix == ".png") + f"\nindex: {folder / 'report.md'}")
 
