@@ -35,7 +35,7 @@ demo: install
 # then its report. Tables: table3 table4 table5 table6 table8 table9 table12 table13 ablation-c2 demo.
 reproduce-%: install
 	$(BENCH) study $* --preset $(PRESET) --workers $(WORKERS)
-	$(BENCH) report $*
+	$(BENCH) report $* --preset $(PRESET)
 
 bench: install
 	$(BENCH) perf --model smollm2-135m

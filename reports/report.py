@@ -101,8 +101,8 @@ def report(experiment: str, out: str, preset: str | None = None, storage_url: st
     views = optuna_views(studies, folder / "optuna")
 
     page = [f"# {experiment} ({preset}): {definition.description}", "",
-            "Test score x 100 of each cell's final runs (best dev configuration), ours beside the paper's in "
-            "[compare.md](compare.md) (`*`: outside the paper's mean +- std).", ""]
+            "Each cell's final runs (its best dev configuration; accuracy columns are test score x 100), ours "
+            "beside the paper's in [compare.md](compare.md) (`*`: outside the paper's mean +- std).", ""]
     for t, md in texts:
         page += [f"## {t.title}", "", md, "", f"Files: [{t.name}.md]({t.name}.md), [{t.name}.tex]({t.name}.tex), "
                  f"[{t.name}.csv]({t.name}.csv)", ""]
