@@ -28,7 +28,7 @@ def _pick_preset(runs: pd.DataFrame, preset: str | None, presets: list[str]) -> 
 
 
 def _studies(experiment, preset: str, storage_url: str | None) -> tuple[list, str]:
-    """The preset's Optuna studies (grid, free search) and where they were read from."""
+    """The preset's Optuna studies (grid, free search) and a line saying where they were read from."""
     from benchmark.study import default_storage_url, existing_study, open_storage, study_names
 
     url = storage_url or default_storage_url(experiment.name)
@@ -36,7 +36,8 @@ def _studies(experiment, preset: str, storage_url: str | None) -> tuple[list, st
         return [], f"no Optuna storage at {url}"
     storage = open_storage(url)
     names = [n for c in experiment.cells(preset) for n in study_names(c)[:2]]  # finals repeat one point
-    return [s for s in (existing_study(storage, n) for n in names) if s is not None], url
+    studies = [s for s in (existing_study(storage, n) for n in names) if s is not None]
+    return studies, f"{len(studies)} studies in {url}"
 
 
 def _column(runs: pd.DataFrame, name: str) -> pd.Series:
@@ -74,6 +75,23 @@ def _links(paths: list[Path], folder: Path) -> list[str]:
             for p in paths if p.suffix == ".png"]
 
 
+def index_page(title: str, texts: list[tuple[Table, str]], figures: list[Path], views: list[Path], studies: str,
+               runs: pd.DataFrame, folder: Path) -> str:
+    """report.md: the tables inline, every file linked, then the provenance."""
+    page = [f"# {title}", "",
+            "Each cell's final runs (its best dev configuration; accuracy columns are test score x 100), ours "
+            "beside the paper's in [compare.md](compare.md) (`*`: outside the paper's mean +- std).", ""]
+    for t, md in texts:
+        page += [f"## {t.title}", "", md, "", f"Files: [{t.name}.md]({t.name}.md), [{t.name}.tex]({t.name}.tex), "
+                 f"[{t.name}.csv]({t.name}.csv)", ""]
+    page += ["## Figures", ""] + (_links(figures, folder) or ["- none: no final runs with the figures' rows yet"])
+    page += ["", f"## Optuna studies ({studies})", ""]
+    page += _links(views, folder) or ["- none has trials that vary a hyperparameter (a single-point grid has "
+                                      "nothing to plot)"]
+    page += ["", "## Provenance", "", provenance(runs) if not runs.empty else "- no final runs yet", ""]
+    return "\n".join(page)
+
+
 def report(experiment: str, out: str, preset: str | None = None, storage_url: str | None = None) -> str:
     """Write the experiment's report folder and the index; return the tables as Markdown."""
     from benchmark.registry import EXPERIMENTS
@@ -97,21 +115,12 @@ def report(experiment: str, out: str, preset: str | None = None, storage_url: st
     compare_md = summary.to_markdown(comparison)
     (folder / "compare.md").write_text(compare_md + "\n")
     figures = write_figures(runs, folder)
-    studies, storage = _studies(definition, preset, storage_url)
+    studies, source = _studies(definition, preset, storage_url)
     views = optuna_views(studies, folder / "optuna")
 
-    page = [f"# {experiment} ({preset}): {definition.description}", "",
-            "Each cell's final runs (its best dev configuration; accuracy columns are test score x 100), ours "
-            "beside the paper's in [compare.md](compare.md) (`*`: outside the paper's mean +- std).", ""]
-    for t, md in texts:
-        page += [f"## {t.title}", "", md, "", f"Files: [{t.name}.md]({t.name}.md), [{t.name}.tex]({t.name}.tex), "
-                 f"[{t.name}.csv]({t.name}.csv)", ""]
-    page += ["## Figures", ""] + (_links(figures, folder) or ["- none: no final runs with the figures' rows yet"])
-    page += ["", f"## Optuna studies ({storage})", ""]
-    page += _links(views, folder) or [f"- {len(studies)} studies; none has trials that vary a hyperparameter "
-                                      "(single-point grids have nothing to plot)"]
-    page += ["", "## Provenance", "", provenance(runs) if not runs.empty else "- no final runs yet", ""]
-    (folder / "report.md").write_text("\n".join(page))
+    page = index_page(f"{experiment} ({preset}): {definition.description}", texts, figures, views,
+                      source, runs, folder)
+    (folder / "report.md").write_text(page)
     write_index(Path(out))
     shown = "\n\n".join(f"{t.title}\n\n{md}" if len(texts) > 1 else md for t, md in texts)
     return (f"{experiment} ({preset}, final runs)\n\n{shown}\n\nours vs paper:\n\n{compare_md}\n\n"

@@ -35,7 +35,7 @@ def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
     if runs.empty:
         return pd.DataFrame(columns=["run_id", "seed", *NAMES.values()])
-    runs = runs.rename(columns={k: v for k, v in NAMES.items()}).copy()
+    runs = runs.rename(columns=NAMES)
     runs["seed"] = runs["params.seed"].astype(int)
     return runs.sort_values(["task", "row", "seed"]).reset_index(drop=True)
 
