@@ -53,8 +53,9 @@ def package_versions() -> str:
     return ", ".join(f"{name} {version(name)}" for name in RUN_PACKAGES)
 
 
-def connect(experiment: str) -> str:
-    """Point MLflow at the store and experiment; return the experiment id. Fails in one line."""
+def find_experiment(experiment: str) -> str | None:
+    """Point MLflow at the store; the experiment's id, or None if it does not exist. An unreachable
+    store fails in one line, at once (no retries)."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -66,12 +67,30 @@ def connect(experiment: str) -> str:
     mlflow.set_tracking_uri(uri)
     try:
         found = mlflow.get_experiment_by_name(experiment)
-        if found is not None:
-            return found.experiment_id
-        location = ARTIFACTS.resolve().as_uri() if not uri.startswith("http") else None
-        return mlflow.create_experiment(experiment, artifact_location=location)
-    except Exception as exc:  # connection, auth, schema: all mean "cannot record results"
+    except Exception as exc:  # connection, auth, schema: all mean "cannot read or record results"
         raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first_line(exc)[:200]}") from None
+    return None if found is None else found.experiment_id
+
+
+def connect(experiment: str) -> str:
+    """The experiment's id, created if new. Fails in one line."""
+    import mlflow
+
+    found = find_experiment(experiment)
+    if found is not None:
+        return found
+    uri = tracking_uri()
+    location = ARTIFACTS.resolve().as_uri() if not uri.startswith("http") else None
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except Exception as exc:
+        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first_line(exc)[:200]}") from None
+
+
+def require_experiment(experiment: str, hint: str) -> None:
+    """For readers (reports, doctor): the experiment must exist; `hint` says how to fill it."""
+    if find_experiment(experiment) is None:
+        raise BenchmarkError(f"no MLflow experiment {experiment!r} in {tracking_uri()}; {hint}")
 
 
 def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.errors import BenchmarkError
-from benchmark.tracking import tracking_uri
+from benchmark.tracking import require_experiment, tracking_uri
 from reports.convergence import Curve
 
 NAMES = {"tags.task": "task", "tags.row": "row", "tags.model": "model", "tags.preset": "preset"}
@@ -25,10 +24,7 @@ def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
     task, row, seed, model and preset columns; empty (with those columns) when there are none."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(experiment) is None:
-        raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; "
-                             f"run make reproduce-{experiment} first")
+    require_experiment(experiment, f"run make reproduce-{experiment} first")
     where = "attributes.status = 'FINISHED' and tags.final = 'true'"
     if preset:
         where += f" and tags.preset = '{preset}'"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.errors import BenchmarkError
-from benchmark.tracking import tracking_uri
+from benchmark.tracking import require_experiment
 
 COLUMNS = {
     "tags.method": "method", "tags.task": "task", "tags.template": "template", "tags.model": "model",
@@ -25,9 +25,7 @@ def load_runs(experiment: str) -> pd.DataFrame:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(experiment) is None:
-        raise BenchmarkError(f"no MLflow experiment {experiment!r} in {mlflow.get_tracking_uri()}; run it first")
+    require_experiment(experiment, "run it first")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
     if "metrics.dev/best_score" in runs:  # a study's parent runs hold no scores of their own

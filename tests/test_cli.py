@@ -41,9 +41,11 @@ def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # failed before touching the store
 
 
-def test_unreachable_tracking_server_fails_in_one_line(tmp_path):
-    proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "1", tmp_path=tmp_path,
-                 env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+@pytest.mark.parametrize("command", [
+    ("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "1"), ("report", "table4"),
+])
+def test_unreachable_tracking_server_fails_in_one_line(tmp_path, command):
+    proc = bench(*command, tmp_path=tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: MLflow tracking store http://127.0.0.1:9 is unreachable")
