@@ -305,7 +305,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
             raise
         except Exception as exc:  # the trial fails, the study goes on
             trial.set_user_attr("reason", failure_reason(exc))
-            trial.set_user_attr("error", str(exc).strip().splitlines()[0][:500] if str(exc).strip() else "")
+            trial.set_user_attr("error", first_line(exc)[:500])  # the exception type when it has no message
             study.tell(trial, state=TrialState.FAIL)
             return Outcome("FAIL", failure_reason(exc))
     trial.set_user_attr("test_score", result.test)

@@ -181,6 +181,7 @@ def test_out_of_memory_fails_one_trial_and_the_study_goes_on(store, monkeypatch)
     trials = next(ts for n, ts in trials_by_study(store).items() if "/final" not in n)
     by_lr = {t.params["lr"]: t for t in trials}
     assert by_lr["1e-3"].state.name == "FAIL" and by_lr["1e-3"].user_attrs["reason"] == "oom"
+    assert by_lr["1e-3"].user_attrs["error"] == "CUDA out of memory. Tried to allocate 2.00 GiB"
     assert by_lr["1e-4"].state.name == "COMPLETE"
     failed = [r for r in mlflow_runs("unit") if r.info.status == "FAILED"]
     assert len(failed) == 1 and failed[0].data.tags["error"] == "oom"
