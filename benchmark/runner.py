@@ -103,7 +103,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
 
     drift = LayerDrift(model) if cfg.log_drift else None
     best_dev, best_step, best = score(splits.dev)["score"], 0, method.checkpoint()
-    on_metrics({"eval/dev_score": best_dev, **(drift.metrics() if drift else {})}, 0)
+    on_metrics({"eval/dev_score": best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
 
     def fresh() -> LossFn:
@@ -128,7 +128,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
             done = step + 1
             if done % cfg.eval_every == 0 or done == steps:
                 metrics["eval/dev_score"] = dev = score(splits.dev)["score"]
-                metrics.update(drift.metrics() if drift else {})
+                metrics.update({**method.diagnostics(), **(drift.metrics() if drift else {})})
                 if dev > best_dev:
                     best_dev, best_step, best = dev, done, method.checkpoint()
             on_metrics(metrics, done)

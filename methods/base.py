@@ -36,6 +36,9 @@ class Method(Protocol):
     def restore(self, checkpoint: Any) -> None:
         """Bring the weights back to what they were when `checkpoint` was taken."""
 
+    def diagnostics(self) -> dict[str, float]:
+        """The method's internal state worth a look at each evaluation (HiZOO's scale spread); often empty."""
+
 
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Unique trainable parameters (tied weights appear once), in registration order."""

@@ -2,21 +2,41 @@
 per-layer rescaling of the distance travelled from the pre-trained weights.
 
 For each projected weight (q and v projections by default), with delta = theta - theta0 and
-n = ||delta||, DiZO searches a ratio r = gamma / n and sets theta = theta0 + r * delta
-(Algorithm 1). Choices the paper's text leaves loose follow the released code, which produced the
-published numbers, and are switches here:
-- gamma's perturbation and step are relative to n (`relative_projection=true`): gamma +- eps_p*n*u,
-  step eta_p*n*g*u, u clipped so the perturbed ratio stays in [1-tau, 1+tau]. Appendix F's absolute
-  form (`false`) lands on the clip whenever n is around 1e-3.
-- each projection runs `projection_iters`=10 ZO iterations on fresh training batches (20 forward
-  passes per interval), not the "two forward passes" of the text.
-- the paper projects Q and V; the released code K and V. Default q,v (`projected_layers`).
-Ablations (paper Tables 8, 9, C.2): `reinit`, `clip_range=none`, `projection_base=previous`
-(theta_{t-1}: the weights at the previous projection), `projection_target=lr` (the learned ratios
-scale the next interval's ZO steps of those layers instead of moving the weights).
-theta0 is kept only for the projected weights, in pinned host memory on a GPU (it is needed once per
-interval), so the GPU peak stays MeZO's; `theta0_on_device=true` keeps it on the GPU.
-`dizo-fo` learns the ratios with Adam through autograd (the paper's DiZO-dagger rows).
+ts = ||delta||, DiZO searches gamma and sets theta = theta0 + gamma / (ts + 1e-8) * delta
+(Algorithm 1; the 1e-8 guard is the released code's). The default search is the released code's,
+Skilteee/DiZO `large_models/trainer.py`, `DiZO.perturb_gamma` + `DiZO.zo_forward`, called 10 times a
+round by `dizo_trainer.dizo_zo_iters` on fresh training batches, per projected tensor:
+
+    gamma <- ts                                       (first iteration of a round: re-init)
+    z ~ N(0, 1), clipped to +-(tau / eps_p) * ts
+    loss+ at gamma + eps_p * z, loss- at gamma - eps_p * z      (absolute: gamma's own units)
+    g = (loss+ - loss-) / (2 eps_p)
+    gamma <- clip(gamma - eta_p * ts * g * z, (1 - tau) * ts, (1 + tau) * ts)
+
+`projection_rule` names the search (the other two are switches, not the default):
+- `released` (default): the rule above, line for line in meaning.
+- `relative`: this harness's earlier rule, in ratio units r = gamma / ts: probes r +- eps_p * u with u
+  clipped so both probes stay inside [1 - tau, 1 + tau], step eta_p * g * u. It equals the released
+  rule only where ts is about 1; the released probe is eps_p * z / ts in ratio units.
+- `appendix`: the paper's Appendix F pseudo-code: z unclipped, probes gamma +- eps_p * z, step
+  eta_p * g * z (not scaled by ts), gamma clipped as above.
+Departures from the released code, each with its reason:
+- theta is never modified during the search: forwards see theta0 + r * delta through the ZO engine's
+  substitution, where the released code writes the projection into the weights and divides it back
+  out (rounding the weights every probe).
+- ts and gamma are float64 scalars computed from float32 differences; the released code keeps them
+  in the model's dtype (fp16 on OPT), where a ratio near 1 has 3 significant digits.
+- trains embeddings like MeZO does (the released copy of MeZO skips `embed_tokens`); the paper
+  projects Q and V, the released code K and V: default q,v (`projected_layers=k,v` is the released
+  choice); the round's z stream is seeded from (run seed, step), not the global RNG.
+- logs, per round, the loss before and after it on the round's last batch (2 more forwards).
+Ablations (paper Tables 8, 9, C.2): `reinit=false` (the released code always re-initialises; without
+it gamma carries over from the last round, clipped into this round's range), `clip_range=none`,
+`projection_base=previous` (theta_{t-1}: the weights at the previous projection),
+`projection_target=lr` (the learned ratios scale the next interval's ZO steps of those layers instead of
+moving the weights). theta0 is kept only for the projected weights, in pinned host memory on a GPU
+(it is needed once per interval), so the GPU peak stays MeZO's; `theta0_on_device=true` keeps it on the GPU.
+`dizo-fo` learns the search with Adam through autograd (the paper's DiZO-dagger rows); see `DiZOFO`.
 """
 from __future__ import annotations
 
@@ -34,6 +54,8 @@ from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
 
+GUARD = 1e-8  # the released code's ratio = gamma / (||delta|| + 1e-8)
+
 
 def _clip_ok(x: float | None) -> bool:
     return x is None or 0 < x < 1
@@ -42,17 +64,18 @@ def _clip_ok(x: float | None) -> bool:
 @dataclass
 class DiZOHparams(MeZOHparams):
     projection_interval: int = param(50, "steps between projections (kappa)", positive, ">= 1")
-    projection_iters: int = param(10, "ZO iterations per projection, each on a fresh batch", positive, ">= 1")
-    projection_eps: float = param(0.1, "perturbation of the ratio (relative to ||delta||)", positive, "> 0")
-    projection_step_size: float = param(2.0, "step size of the ratio search", positive, "> 0")
-    clip_range: float | None = param(0.2, "tau: ratio clipped to [1-tau, 1+tau]; none = no clipping", _clip_ok, "in (0, 1) or none")
+    projection_iters: int = param(10, "search iterations per projection, each on a fresh batch", positive, ">= 1")
+    projection_rule: str = param("released", "gamma search: released (Skilteee/DiZO trainer.py) | relative "
+                                 "(ratio units) | appendix (the paper's Appendix F)",
+                                 *one_of("released", "relative", "appendix"))
+    projection_eps: float = param(0.1, "eps_p: perturbation of gamma (relative rule: of the ratio)", positive, "> 0")
+    projection_step_size: float = param(2.0, "eta_p: step size of the gamma search", positive, "> 0")
+    clip_range: float | None = param(0.2, "tau: gamma clipped to [1-tau, 1+tau] * ||delta||; none = no clipping", _clip_ok, "in (0, 1) or none")
     reinit: bool = param(True, "re-initialise gamma to ||delta|| before each search")
     projection_base: str = param("initial", "initial (theta0) | previous (weights at the last projection)", *one_of("initial", "previous"))
     projection_target: str = param("weights", "weights | lr (ratios scale the next interval's steps)", *one_of("weights", "lr"))
     projected_layers: str = param("q,v", "roles to project", valid_roles, "a comma list of q,k,v,o,dense")
-    relative_projection: bool = param(True, "ratio perturbation and step relative to ||delta|| (released code)")
     theta0_on_device: bool = param(False, "keep theta0 on the GPU instead of pinned host memory")
-    projection_lr: float = param(1e-2, "Adam learning rate of the ratios (dizo-fo only)", positive, "> 0")
 
 
 @register_method("dizo")
@@ -66,7 +89,7 @@ class DiZO(MeZO):
         index = {id(p): i for i, p in enumerate(self.engine.params)}
         self.layers = [(name, index[id(p)]) for name, p in role_weights(model, parse_roles(hp.projected_layers))]
         self.base = [self._store(self.engine.params[i]) for _, i in self.layers]
-        self.gamma: torch.Tensor | None = None
+        self.gamma: torch.Tensor | None = None  # gamma per projected layer after the last round (float64)
         self.last_ratios: torch.Tensor | None = None
 
     def _store(self, p: torch.Tensor) -> torch.Tensor:
@@ -74,19 +97,14 @@ class DiZO(MeZO):
             return p.detach().to("cpu", copy=True).pin_memory()
         return p.detach().clone()
 
-    def _bounds(self) -> tuple[float, float]:
-        tau = self.hp.clip_range
-        return (1 - tau, 1 + tau) if tau is not None else (float("-inf"), float("inf"))
-
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         out = super().step(step, loss_fn)
         if (step + 1) % self.hp.projection_interval == 0:
             if fresh is None:
                 raise ValueError("DiZO's projection needs fresh training batches")
-            passes, ratios = self.project(step, fresh)
+            passes, diagnostics = self.project(step, fresh)
             out.forward_passes += passes
-            out.metrics.update({"dizo/ratio_mean": ratios.mean().item(), "dizo/ratio_min": ratios.min().item(),
-                                "dizo/ratio_max": ratios.max().item()})
+            out.metrics.update(diagnostics)
         return out
 
     def _lerp(self, k: int, ratios: torch.Tensor) -> torch.Tensor:
@@ -100,44 +118,68 @@ class DiZO(MeZO):
         return self.engine.substituted(lambda i: self._lerp(slot[i], ratios), indices=slot)
 
     def norms(self) -> torch.Tensor:
-        """||theta - theta0|| per projected layer (float64 on CPU: L scalars)."""
+        """ts = ||theta - theta0|| per projected layer (float64 on CPU: L scalars)."""
         out = []
         for k, (_, i) in enumerate(self.layers):
             p = self.engine.params[i]
-            out.append(torch.linalg.vector_norm(p.detach().float() - self.base[k].to(p.device).float()).item())
+            wide = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 -> fp32; fp64 stays
+            out.append(torch.linalg.vector_norm(p.detach().to(wide) - self.base[k].to(p.device, wide)).item())
         return torch.tensor(out, dtype=torch.float64)
 
+    @staticmethod
+    def ratios(gamma: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        """gamma / (ts + 1e-8), the released code's ratio; 1 where theta never moved (nothing to rescale)."""
+        return torch.where(ts > 0, gamma / (ts + GUARD), torch.ones_like(ts))
+
+    def clip(self, gamma: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+        """gamma clipped to [(1 - tau) ts, (1 + tau) ts]; unchanged with clip_range=none."""
+        tau = self.hp.clip_range
+        return gamma if tau is None else torch.minimum(torch.maximum(gamma, (1 - tau) * ts), (1 + tau) * ts)
+
+    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(perturbation of gamma, direction of the step) for one N(0, 1) draw u, in gamma's units;
+        the step is gamma - eta_p * g * direction."""
+        hp, tau = self.hp, self.hp.clip_range
+        if hp.projection_rule == "relative":
+            pert = hp.projection_eps * ts * u
+            if tau is not None:  # keep both probes inside the clip range
+                room = torch.minimum(gamma - (1 - tau) * ts, (1 + tau) * ts - gamma)
+                pert = torch.minimum(torch.maximum(pert, -room), room)
+            return pert, pert / hp.projection_eps
+        z = u
+        if hp.projection_rule == "released" and tau is not None:
+            bound = tau / hp.projection_eps * ts
+            z = torch.minimum(torch.maximum(u, -bound), bound)
+        return hp.projection_eps * z, (ts * z if hp.projection_rule == "released" else z)
+
     @torch.no_grad()
-    def search(self, step: int, fresh: Fresh, ratios: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-        """ZO search of the ratios, `projection_iters` iterations on fresh batches; returns the ratios."""
-        hp, (lo, hi) = self.hp, self._bounds()
+    def search(self, step: int, fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
+        """`projection_iters` ZO iterations of gamma, each on a fresh batch; returns gamma and the last batch."""
+        hp = self.hp
         gen = torch.Generator().manual_seed(mix(self.seed, step, 0xD120))
         for _ in range(hp.projection_iters):
             loss_fn = fresh()
-            u = torch.randn(len(ratios), generator=gen, dtype=torch.float64)
-            scale = torch.ones_like(norms) if hp.relative_projection else 1 / norms.clamp(min=1e-30)
-            pert = hp.projection_eps * scale * u
-            room = torch.minimum(ratios - lo, hi - ratios)  # keep r +- pert inside the clip range
-            pert = torch.maximum(torch.minimum(pert, room), -room)
-            with self._projected(ratios + pert):
+            u = torch.randn(len(gamma), generator=gen, dtype=torch.float64)
+            pert, direction = self.probe(gamma, ts, u)
+            with self._projected(self.ratios(gamma + pert, ts)):
                 loss_plus = loss_fn().item()
-            with self._projected(ratios - pert):
+            with self._projected(self.ratios(gamma - pert, ts)):
                 loss_minus = loss_fn().item()
             grad = (loss_plus - loss_minus) / (2 * hp.projection_eps)
-            ratios = (ratios - hp.projection_step_size * grad * pert / hp.projection_eps).clamp(lo, hi)
-        return ratios
+            gamma = self.clip(gamma - hp.projection_step_size * grad * direction, ts)
+        return gamma, loss_fn
 
-    def project(self, step: int, fresh: Fresh) -> tuple[int, torch.Tensor]:
-        norms = self.norms()
-        live = norms > 0  # LoRA's B starts at zero: no direction to rescale yet
-        if self.hp.reinit or self.gamma is None:
-            ratios = torch.ones_like(norms)
-        else:
-            ratios = torch.where(live, self.gamma / norms.clamp(min=1e-30), torch.ones_like(norms))
-            ratios = ratios.clamp(*self._bounds())
-        ratios = torch.where(live, self.search(step, fresh, ratios, norms), torch.ones_like(norms))
-        self.gamma = ratios * norms
+    def project(self, step: int, fresh: Fresh) -> tuple[int, dict[str, float]]:
+        """One round: search gamma, move the weights (or the step sizes); returns forwards and diagnostics."""
+        ts = self.norms()
+        gamma = ts.clone() if self.hp.reinit or self.gamma is None else self.clip(self.gamma, ts)
+        gamma, last = self.search(step, fresh, gamma, ts)
+        self.gamma, ratios = gamma, self.ratios(gamma, ts)
         self.last_ratios = ratios
+        with torch.no_grad():
+            loss_before = last().item()
+            with self._projected(ratios):
+                loss_after = last().item()
         if self.hp.projection_target == "weights":
             self._apply(ratios)
         else:
@@ -149,11 +191,24 @@ class DiZO(MeZO):
             for k, (_, i) in enumerate(self.layers):
                 self.base[k].copy_(self.engine.params[i].detach())
             self.undo.append(partial(self._set_base, old_base))
-        return self.projection_passes(), ratios
+        return self.projection_passes(), {
+            **self.diagnostics(gamma, ts), "dizo/loss_before": loss_before, "dizo/loss_after": loss_after}
+
+    def diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
+        """What shows the search searching: the ratios' spread and the share stuck on a clip bound."""
+        live = ts > 0
+        ratios, tau = self.ratios(gamma, ts)[live], self.hp.clip_range
+        if not len(ratios):
+            return {}
+        g, t = gamma[live], ts[live]
+        at_bound = torch.zeros_like(g, dtype=torch.bool) if tau is None else (g <= (1 - tau) * t) | (g >= (1 + tau) * t)
+        return {"dizo/ratio_mean": ratios.mean().item(), "dizo/ratio_min": ratios.min().item(),
+                "dizo/ratio_max": ratios.max().item(), "dizo/ratio_at_bound": at_bound.double().mean().item(),
+                "dizo/ts_mean": t.mean().item()}
 
     def projection_passes(self) -> int:
-        """Forward passes one projection adds (backward not counted)."""
-        return 2 * self.hp.projection_iters
+        """Forward passes one projection adds (backward not counted): the search and the before/after losses."""
+        return 2 * self.hp.projection_iters + 2
 
     @torch.no_grad()
     def _apply(self, ratios: torch.Tensor) -> None:
@@ -175,35 +230,81 @@ class DiZO(MeZO):
             self.base[k].copy_(b)
 
 
+L1_RELEASED = 1e-3  # the released DiZO-FO loss: CE + 1e-3 * sum |gamma|
+
+
+def _lr_ok(x: float | None) -> bool:
+    return x is None or x > 0
+
+
+@dataclass
+class DiZOFOHparams(DiZOHparams):
+    projection_rule: str = param("ratio", "ratio (Adam on the ratios from 1, re-init and clip as dizo) | released "
+                                 "(Skilteee/DiZO dizo_iters)", *one_of("ratio", "released"))
+    projection_lr: float | None = param(None, "Adam learning rate of the search; none: the rule's (ratio 1e-2, "
+                                        "released 0.1)", _lr_ok, "> 0 or none")
+
+
 @register_method("dizo-fo")
 class DiZOFO(DiZO):
-    """DiZO with the ratios learned by Adam through backprop (the paper's DiZO-dagger): the search's
-    memory is first-order (activations kept for backward), only for the projection iterations."""
+    """DiZO with the projection learned by Adam through backprop (the paper's DiZO-dagger): the search's
+    memory is first-order (activations kept for backward), only for the projection iterations.
 
-    def search(self, step: int, fresh: Fresh, ratios: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-        lo, hi = self._bounds()
-        device = self.engine.params[0].device
-        r = ratios.to(device=device, dtype=torch.float32).clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([r], lr=self.hp.projection_lr)
+    The released code (`DiZO.forward` + `dizo_trainer.dizo_iters`, `projection_rule=released`) learns
+    gamma itself: it starts at 0 (the first forward sits at theta0), is never re-initialised or
+    clipped, one Adam (lr 0.1) runs across all rounds, and the loss adds 1e-3 * sum |gamma|, a pull
+    towards theta0 in the ratio's units scaled by ||delta||. Our default (`ratio`) departs on purpose:
+    it learns the ratio itself, from 1 (the current weights) with re-init and clipping as the ZO search
+    does (`reinit`, `clip_range`), a fresh Adam at lr 1e-2 per round and no L1 term, so that a round can
+    only rescale delta within the clip range instead of pulling the first rounds back to theta0.
+    """
+
+    Hparams = DiZOFOHparams
+
+    def __init__(self, hp: DiZOFOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
+        super().__init__(hp, model, schedule, seed)
+        self._released: tuple[torch.Tensor, torch.optim.Optimizer] | None = None  # gamma and its Adam, kept
+
+    def _learn(self, fresh: Fresh, variable: torch.Tensor, optimizer: torch.optim.Optimizer,
+               ratios_of, penalty: float, clip=None) -> LossFn:
+        """`projection_iters` Adam steps on `variable` through the projected forward; returns the last batch."""
         frozen = [p for p in self.engine.params if p.requires_grad]
         for p in frozen:
-            p.requires_grad_(False)  # gradients for the ratios only
+            p.requires_grad_(False)  # gradients for the search only
         try:
             for _ in range(self.hp.projection_iters):
                 loss_fn = fresh()
                 optimizer.zero_grad(set_to_none=True)
-                with torch.enable_grad(), self._projected(r):
-                    loss_fn().backward()
+                with torch.enable_grad(), self._projected(ratios_of(variable)):
+                    (loss_fn() + penalty * variable.abs().sum()).backward()
                 optimizer.step()
-                with torch.no_grad():
-                    r.clamp_(lo, hi)
+                if clip is not None:
+                    with torch.no_grad():
+                        variable.copy_(clip(variable))
         finally:
             for p in frozen:
                 p.requires_grad_(True)
-        return r.detach().to("cpu", torch.float64)
+        return loss_fn
+
+    def search(self, step: int, fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
+        device = self.engine.params[0].device
+        t = ts.to(device=device, dtype=torch.float32)
+        if self.hp.projection_rule == "released":
+            if self._released is None:
+                g = torch.zeros(len(ts), device=device, requires_grad=True)
+                self._released = g, torch.optim.Adam([g], lr=self.hp.projection_lr or 0.1)
+            g, optimizer = self._released
+            last = self._learn(fresh, g, optimizer, lambda v: v / (t + GUARD), L1_RELEASED)
+            return g.detach().to("cpu", torch.float64), last
+        tau = self.hp.clip_range
+        r = self.ratios(gamma, ts).to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([r], lr=self.hp.projection_lr or 1e-2)
+        last = self._learn(fresh, r, optimizer, lambda v: v, 0.0,
+                           None if tau is None else lambda v: v.clamp(1 - tau, 1 + tau))
+        return r.detach().to("cpu", torch.float64) * (ts + GUARD), last
 
     def projection_passes(self) -> int:
-        return self.hp.projection_iters
+        return self.hp.projection_iters + 2
 
 
 register_method("dizo-lora")(with_lora(DiZO, lr=1e-4, eps=1e-2))

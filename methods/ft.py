@@ -45,6 +45,9 @@ class FT:
         self.optimizer.step()
         return StepResult(loss=loss.item(), forward_passes=1)
 
+    def diagnostics(self) -> dict[str, float]:
+        return {}
+
     def checkpoint(self) -> dict[str, torch.Tensor]:
         """A host copy of the weights: FO already holds optimizer state several times their size."""
         return {n: p.detach().to("cpu", copy=True) for n, p in self.params}

@@ -52,6 +52,9 @@ class MeZO:
         return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
                           metrics={"train/projected_grad": grad})
 
+    def diagnostics(self) -> dict[str, float]:
+        return {}
+
     def checkpoint(self) -> int:
         return len(self.undo)
 

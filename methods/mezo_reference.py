@@ -47,6 +47,9 @@ class ReferenceMeZO:
             p.data = p.data - lr * (grad * z + wd * p.data)
         return StepResult(loss=loss1, forward_passes=2)
 
+    def diagnostics(self) -> dict[str, float]:
+        return {}
+
     def checkpoint(self) -> None:
         return None
 

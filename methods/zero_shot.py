@@ -29,6 +29,9 @@ class ZeroShot:
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         raise RuntimeError("zero-shot does not train")
 
+    def diagnostics(self) -> dict[str, float]:
+        return {}
+
     def checkpoint(self) -> Any:
         return None
 
