@@ -144,6 +144,7 @@ def test_dizo_keeps_theta0_only_for_projected_layers():
     ("dizo", {"projection_interval": "4", "projection_base": "previous", "reinit": "false"}),
     ("dizo", {"projection_interval": "4", "projection_target": "lr", "clip_range": "none"}),
     ("hizoo", {"hessian_smooth": "0.1"}),
+    ("hizoo", {"hessian_smooth": "0.1", "hessian_rule": "inverse"}),
 ])
 def test_rollback_restores_the_checkpoint(method, sets):
     loaded = tiny("opt")
@@ -194,15 +195,19 @@ def best_median_steps(method: str, **sets: str) -> float:
     return min(statistics.median(steps_to_target(method, lr, seed, **sets) for seed in range(7)) for lr in lrs)
 
 
-def test_hizoo_beats_mezo_on_an_ill_conditioned_quadratic():
+def test_hizoo_inverse_rule_beats_mezo_on_an_ill_conditioned_quadratic():
+    """The paper's preconditioning (hessian_rule=inverse) pays off here. The released rule grows the
+    perturbation where curvature is high and never reaches the target at any of these rates (measured:
+    2000 steps, the limit, vs MeZO's 940): a finding about the released code, reported in README."""
     mezo = best_median_steps("mezo")
-    hizoo = best_median_steps("hizoo", hessian_smooth="0.1")
+    hizoo = best_median_steps("hizoo", hessian_smooth="0.1", hessian_rule="inverse")
     assert hizoo < 0.8 * mezo, (hizoo, mezo)
 
 
-def test_hizoo_hessian_stays_positive_and_finite():
+@pytest.mark.parametrize("rule", ["released", "inverse"])
+def test_hizoo_hessian_stays_positive_and_finite(rule):
     model = Quadratic()
-    trainer = make("hizoo", model, lr="1e-2", eps="1e-4", hessian_smooth="0.1")
+    trainer = make("hizoo", model, lr="1e-2", eps="1e-4", hessian_smooth="0.1", hessian_rule=rule)
     for step in range(500):
         trainer.step(step, model)
         s = trainer.scales[0]
