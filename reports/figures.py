@@ -2,7 +2,9 @@
 lacks is not drawn.
 
 Figure 1: layer-wise ||theta_t - theta_0|| per attention projection, FT vs MeZO (runs with
-`log_drift`). Figure 2: training-loss curves, MeZO vs DiZO, one panel per task. Figure 4:
+`log_drift`). Figure 2: training-loss curves, MeZO vs DiZO, one panel per task, and its companion:
+the share of DiZO's ratios on a clip bound at each projection round (a search pinned at 0 or 1 is
+not searching). Figure 4:
 iterations, forward passes and hours to the target dev score, DiZO as % of MeZO per task.
 Figure 5: the re-init / clipping ablation, test scores (left) and loss curves (right).
 Optuna views: the objective against each hyperparameter, one slice plot per study.
@@ -20,6 +22,7 @@ from reports.convergence import TARGET_DEFINITION, relative
 from reports.runs import curve, first_seed, history
 
 ABLATION_ROWS = ("MeZO", "DiZO no re-init", "DiZO no clipping", "DiZO")
+RATIO_AT_BOUND = "dizo/ratio_at_bound"  # logged by methods/dizo.py at each projection round
 
 
 def _pyplot():
@@ -67,6 +70,23 @@ def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("MeZ
     for ax, task in zip(axes[0], tasks):
         _loss_panel(ax, runs, task, rows)
     return _save(fig, folder, "figure2_loss")
+
+
+def figure2_ratio_at_bound(runs: pd.DataFrame, folder: Path) -> list[Path]:
+    """Every row whose run logged DiZO's round diagnostics, one panel per task."""
+    curves = {(run["task"], run["row"]): history(run["run_id"], RATIO_AT_BOUND) for _, run in runs.iterrows()}
+    curves = {key: points for key, points in curves.items() if points[0]}
+    if not curves:
+        return []
+    tasks = sorted({task for task, _ in curves})
+    fig, axes = _pyplot().subplots(1, len(tasks), figsize=(4 * len(tasks), 3), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for (t, label), (steps, share) in sorted(curves.items()):
+            if t == task:
+                ax.plot(steps, share, marker="o", markersize=3, label=label)
+        ax.set(title=task, xlabel="step", ylabel="ratios on a clip bound", ylim=(-0.05, 1.05))
+        ax.legend(fontsize=8)
+    return _save(fig, folder, "figure2_ratio_at_bound")
 
 
 def figure4_convergence(runs: pd.DataFrame, folder: Path) -> list[Path]:
@@ -175,5 +195,6 @@ def write_figures(runs: pd.DataFrame, out: Path) -> list[Path]:
     if runs.empty:
         return []
     first = first_seed(runs)
-    return (figure1_drift(first, out) + figure2_loss(first, out) + figure4_convergence(first, out)
+    return (figure1_drift(first, out) + figure2_loss(first, out) + figure2_ratio_at_bound(first, out)
+            + figure4_convergence(first, out)
             + figure5_ablation(runs, out))

@@ -151,8 +151,9 @@ def test_paper_rows_of_tables_8_9_and_c2_line_up_with_ours():
 def test_figures_index_and_provenance(store):
     import optuna
 
-    ids = log_runs("table4", [trained("MeZO", "sst2", [0.5, 0.6, 0.7, 0.8, 0.8], 2.0),
-                              trained("DiZO", "sst2", [0.5, 0.7, 0.8, 0.8, 0.81], 1.6, loss=0.002),
+    dizo = trained("DiZO", "sst2", [0.5, 0.7, 0.8, 0.8, 0.81], 1.6, loss=0.002)
+    dizo["history"]["dizo/ratio_at_bound"] = [(s, 0.25 * (s // 50 % 3)) for s in range(49, 400, 50)]
+    ids = log_runs("table4", [trained("MeZO", "sst2", [0.5, 0.6, 0.7, 0.8, 0.8], 2.0), dizo,
                               trained("FT", "sst2", [0.5, 0.9, 0.9, 0.9, 0.9], 1.0, loss=0.01,
                                       tags={"packages": "torch 2.13.0, peft 0.18"})])
     journal = store / "runs" / "optuna" / "table4.journal"
@@ -165,7 +166,7 @@ def test_figures_index_and_provenance(store):
             value=value))
     out = report.report("table4", "reports", "paper")
     folder = store / "reports" / "table4" / "paper"
-    figures = ["figure1_drift", "figure2_loss", "figure4_convergence",
+    figures = ["figure1_drift", "figure2_loss", "figure2_ratio_at_bound", "figure4_convergence",
                "optuna/table4_paper_facebook_opt-2.7b_sst2_MeZO"]
     for name in figures:
         for suffix in (".png", ".pdf"):

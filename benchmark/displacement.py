@@ -1,0 +1,113 @@
+"""Does DiZO's ratio search search? One round of each projection rule from the same weights.
+
+`python -m benchmark.displacement [--model M] [--task T] [--rules released relative]` runs two
+scenarios on the same model, batches and z stream, one line per (scenario, rule):
+- `mezo-N`: after N real MeZO steps from the pre-trained weights (ts = ||theta - theta0|| of order 1);
+- `displaced-F`: the projected weights moved at random by F x their own norm (a harmful, large ts).
+Each line gives ts, the share of ratios on a clip bound after the round, and the held-out (dev)
+loss before and after it. A search whose ratios all sit on a bound only follows the sign of its
+first estimate; one that lowers the held-out loss after a harmful displacement has found the way back.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+
+import torch
+
+from benchmark.config import RunConfig, apply_overrides, parse_set_args, validate
+from benchmark.models import load_model, resolve_device, resolve_dtype
+from benchmark.registry import METHODS
+from benchmark.runner import batch_indices, sample
+from benchmark.scoring import Batch, Encoder, classification_loss
+
+
+def held_out_loss(model: torch.nn.Module, batches: list[Batch]) -> float:
+    model.eval()
+    with torch.no_grad():
+        return sum(classification_loss(model, b).item() * len(b.gold) for b in batches) / sum(len(b.gold) for b in batches)
+
+
+def one_round(trainer, rule: str, step: int, batches: list[Batch], held: list[Batch]) -> dict[str, float]:
+    """Project once with `rule` on `batches` (in order) from the current weights, then put them back."""
+    model = trainer.engine.model
+    saved = copy.deepcopy([p.detach() for p in trainer.engine.params])
+    trainer.hp.projection_rule = rule
+    before = held_out_loss(model, held)
+    queue = iter(batches)
+    _, diagnostics = trainer.project(step, lambda: (lambda b: lambda: classification_loss(model, b))(next(queue)))
+    after = held_out_loss(model, held)
+    with torch.no_grad():
+        for p, s in zip(trainer.engine.params, saved):
+            p.copy_(s)
+    trainer.undo.clear()
+    return {"ts": diagnostics["dizo/ts_mean"], "at_bound": diagnostics["dizo/ratio_at_bound"],
+            "before": before, "after": after}
+
+
+def probe(args: argparse.Namespace) -> list[str]:
+    cfg = RunConfig(method="dizo", task=args.task, model=args.model, seed=args.seed, num_dev=args.num_dev,
+                    batch_size=args.batch_size)
+    hp = METHODS.get("dizo").Hparams()
+    apply_overrides([hp], {"lr": str(args.lr), "eps": "1e-3", "projection_interval": str(10**9), **args.set})
+    validate(cfg)
+    validate(hp)
+    device = resolve_device("auto")
+    loaded = load_model(cfg.model, device, resolve_dtype("auto", device))
+    loaded.model.eval()  # ZO forwards: no dropout
+    _, _, splits = sample(cfg)
+    encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
+    order = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
+    batches = [encoder.collate([splits.train[i] for i in next(order)]) for _ in range(hp.projection_iters)]
+    held = [encoder.collate(splits.dev[i:i + 32]) for i in range(0, len(splits.dev), 32)]
+    torch.manual_seed(cfg.seed)
+    trainer = METHODS.get("dizo")(hp, loaded.model, lambda step: 1.0, cfg.seed)
+    pretrained = copy.deepcopy([p.detach() for p in trainer.engine.params])
+    lines = []
+
+    def report(scenario: str, step: int) -> None:
+        for rule in args.rules:
+            r = one_round(trainer, rule, step, batches, held)
+            lines.append(f"{scenario:14s} {rule:9s} ts {r['ts']:8.3f}  on a bound {r['at_bound']:5.0%}  "
+                         f"held-out loss {r['before']:.4f} -> {r['after']:.4f}")
+            print(lines[-1], flush=True)
+
+    for step in range(args.mezo_steps):
+        trainer.step(step, lambda b=batches[step % len(batches)]: classification_loss(loaded.model, b))
+    report(f"mezo-{args.mezo_steps}", args.mezo_steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    with torch.no_grad():
+        for p, p0 in zip(trainer.engine.params, pretrained):
+            p.copy_(p0)
+        for _, i in trainer.layers:
+            p = trainer.engine.params[i]
+            d = torch.randn(p.shape, generator=gen).to(p)
+            p.add_(d * (args.displacement * p.norm() / d.norm()))
+    report(f"displaced-{args.displacement:g}", args.mezo_steps + 1)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.displacement", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--task", default="rt-polarity")
+    parser.add_argument("--rules", nargs="+", default=["released", "relative"], choices=["released", "relative", "appendix"])
+    parser.add_argument("--mezo-steps", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--displacement", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-dev", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--set", nargs="*", default=[], help="DiZO settings, key=value (e.g. clip_range=0.1)")
+    args = parser.parse_args(argv)
+    args.set = parse_set_args(args.set)
+    return probe(args)
+
+
+if __name__ == "__main__":
+    from benchmark.errors import BenchmarkError
+
+    try:
+        main()
+    except BenchmarkError as exc:
+        raise SystemExit(f"error: {exc}") from None
