@@ -6,7 +6,7 @@ allocator peak, or process RSS on CPU) is its own and not a leftover of the prev
 `mezo-reference` is MeZO's released engine (methods/mezo_reference.py) with its scoring (one row
 per candidate, LM head over every position): the baseline `speedup_vs_reference` is taken against.
 DiZO rows add their projection, amortised over `projection_interval` steps, and report
-`projection_overhead`: the projection's time over that of the 2 x projection_iters forwards it adds.
+`projection_overhead`: the projection's time over that of the forwards it adds (`projection_passes`).
 """
 from __future__ import annotations
 

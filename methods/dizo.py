@@ -288,16 +288,17 @@ class DiZOFO(DiZO):
 
     def search(self, step: int, fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
         device = self.engine.params[0].device
-        t = ts.to(device=device, dtype=torch.float32)
+        dtype = torch.promote_types(self.engine.params[0].dtype, torch.float32)  # fp16/bf16 models: fp32 ratios
+        t = ts.to(device=device, dtype=dtype)
         if self.hp.projection_rule == "released":
             if self._released is None:
-                g = torch.zeros(len(ts), device=device, requires_grad=True)
+                g = torch.zeros(len(ts), device=device, dtype=dtype, requires_grad=True)
                 self._released = g, torch.optim.Adam([g], lr=self.hp.projection_lr or 0.1)
             g, optimizer = self._released
             last = self._learn(fresh, g, optimizer, lambda v: v / (t + GUARD), L1_RELEASED)
             return g.detach().to("cpu", torch.float64), last
         tau = self.hp.clip_range
-        r = self.ratios(gamma, ts).to(device=device, dtype=torch.float32).clone().requires_grad_(True)
+        r = self.ratios(gamma, ts).to(device=device, dtype=dtype).clone().requires_grad_(True)
         optimizer = torch.optim.Adam([r], lr=self.hp.projection_lr or 1e-2)
         last = self._learn(fresh, r, optimizer, lambda v: v, 0.0,
                            None if tau is None else lambda v: v.clamp(1 - tau, 1 + tau))

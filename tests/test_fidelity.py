@@ -161,6 +161,54 @@ def test_a_released_round_undoes_a_harmful_displacement():
         assert diagnostics["dizo/ratio_at_bound"] < 0.5, diagnostics
 
 
+def released_dizo_fo_rounds(model, names, theta0, rounds, lr=0.1, l1=1e-3):
+    """Skilteee/DiZO large_models/trainer.py, `dizo_trainer.dizo_iters` + `DiZO.forward`: gamma starts at 0,
+    one Adam over every round, loss + 1e-3 * sum |gamma|, no re-init, no clip; after each round
+    `apply_constraints(apply=True)`. Forwards see theta0 + gamma / (||delta|| + 1e-8) * delta."""
+    modules = {n: model.get_submodule(n.rsplit(".", 1)[0]) for n in names}
+    gamma = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([gamma], lr=lr)
+    for batches in rounds:
+        current = [modules[n].weight.detach().clone() for n in names]
+        for batch in batches:
+            for k, n in enumerate(names):
+                w, w0 = current[k], theta0[k]
+                modules[n]._parameters["weight"] = w0 + (gamma[k] / (torch.linalg.vector_norm(w - w0) + 1e-8)) * (w - w0)
+            loss = classification_loss(model, batch) + l1 * sum(g.abs() for g in gamma)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for k, n in enumerate(names):
+                modules[n]._parameters["weight"] = nn.Parameter(current[k], requires_grad=False)
+        apply_round(model, names, theta0, gamma.detach())
+    return gamma.detach()
+
+
+@pytest.mark.parametrize("rule", ["released", "ratio"])
+def test_dizo_fo_released_switch_is_the_released_search(rule):
+    """`projection_rule=released` is the released search; our default (`ratio`) is a stated departure."""
+    loaded, twin, names, theta0, moves = displaced_pair(3.0)
+    trainer = make("dizo-fo", loaded.model, seed=3, projection_interval="1000", projection_rule=rule)
+    displace(loaded.model, names, moves)
+    displace(twin, names, moves)
+    loop = Loop(loaded, n=32, batch_size=8, seed=5)
+    rounds = []
+    for step in (7, 15):
+        batches = [loop.encoder.collate([loop.examples[i] for i in next(loop.batches)]) for _ in range(10)]
+        queue = iter(batches)
+        trainer.project(step, lambda: (lambda b: lambda: classification_loss(loaded.model, b))(next(queue)))
+        rounds.append(batches)
+    theirs = released_dizo_fo_rounds(twin, names, theta0, rounds)
+    assert theirs.abs().max() > 0.5  # Adam moved gamma well away from its start at 0
+    if rule != "released":
+        assert not torch.allclose(trainer.gamma, theirs, rtol=1e-2)
+        return
+    torch.testing.assert_close(trainer.gamma, theirs, rtol=1e-9, atol=1e-12)
+    ours = dict(loaded.model.named_parameters())
+    for n, w in twin.named_parameters():
+        torch.testing.assert_close(ours[n].detach(), w.detach(), rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------- HiZOO
 
 class Small(nn.Module):
