@@ -192,9 +192,9 @@ class DiZO(MeZO):
                 self.base[k].copy_(self.engine.params[i].detach())
             self.undo.append(partial(self._set_base, old_base))
         return self.projection_passes(), {
-            **self.diagnostics(gamma, ts), "dizo/loss_before": loss_before, "dizo/loss_after": loss_after}
+            **self.round_diagnostics(gamma, ts), "dizo/loss_before": loss_before, "dizo/loss_after": loss_after}
 
-    def diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
+    def round_diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
         """What shows the search searching: the ratios' spread and the share stuck on a clip bound."""
         live = ts > 0
         ratios, tau = self.ratios(gamma, ts)[live], self.hp.clip_range
