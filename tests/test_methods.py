@@ -68,12 +68,17 @@ def params_of(model):
 
 @pytest.mark.parametrize("method", TRAINED)
 def test_every_method_lowers_the_training_loss(method):
+    """Full batch: every step and every projection round sees the same 16 examples, so a ZO method
+    descends the very loss measured here and the margin to the 5% asked is wide. With mini-batches
+    of 8 out of 32 the drop was a draw, not a number: MeZO's ratio ranged 0.32-0.96 over 6 seeds, and
+    DiZO's rounds made its run chaotic (a 1e-15 relative change of the start moved it from 0.42 to
+    0.96 in float64), so a CPU's rounding could fail it."""
     loaded = tiny()
-    loop = Loop(loaded)
+    loop = Loop(loaded, n=16, batch_size=16)
     trainer = make(method, loaded.model)
     before = loop.mean_loss()
-    loop.run(trainer, 30 if method in ("ft", "lora") else 300)
-    after = loop.mean_loss()  # on the fixed training set: deterministic, so any drop is real; ask for 5%
+    loop.run(trainer, 30 if method in ("ft", "lora") else STEPS_ZO)
+    after = loop.mean_loss()
     assert after < 0.95 * before, (before, after)
 
 

@@ -115,10 +115,16 @@ def test_every_method_runs_on_a_masked_lm(method):
     splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
     loaded = load_model("tiny-random-roberta", CPU, torch.float32)
     assert loaded.kind == "masked"
-    result = train(cfg, hp, loaded, splits, CPU, progress=False)
+    logged: dict[int, dict[str, float]] = {}
+    result = train(cfg, hp, loaded, splits, CPU, on_metrics=lambda m, s: logged.setdefault(s, {}).update(m),
+                   progress=False)
     assert len(result.losses) == (0 if method == "zero-shot" else 4)
     assert all(math.isfinite(x) for x in result.losses) and 0.0 <= result.test <= 1.0
     assert (result.forward_passes > 0) == (method != "zero-shot")
+    if method.startswith("hizoo"):  # the scale spread at every evaluation, step 0 included
+        assert all("hizoo/scale_median" in logged[s] for s in (0, 2, 4)), logged
+    if method.startswith("dizo"):  # each round's diagnostics at its step
+        assert {"dizo/ratio_at_bound", "dizo/ts_mean", "dizo/loss_after"} <= set(logged[2]), logged[2]
 
 
 def qa_examples(n: int, offset: int = 0) -> list[Example]:
