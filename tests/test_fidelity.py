@@ -93,11 +93,12 @@ def displace(model, names, moves):
             weights[n].add_(m)
 
 
-def run_dizo_rounds(rule: str, tau: float, reinit: bool, displacement: float):
-    """Our dizo and the transcription, same model, batches and seed: (ours, theirs, clipped) after the rounds."""
+def run_dizo_rounds(rule: str | None, tau: float, reinit: bool, displacement: float):
+    """Our dizo (its default rule when `rule` is None) and the transcription, same model, batches and
+    seed: (ours, theirs, clipped) after the rounds."""
     loaded, twin, names, theta0, moves = displaced_pair(displacement)
     trainer = make("dizo", loaded.model, seed=3, projection_interval="1000", clip_range=str(tau),
-                   reinit=str(reinit).lower(), projection_rule=rule)
+                   reinit=str(reinit).lower(), **({} if rule is None else {"projection_rule": rule}))
     assert [n for n, _ in trainer.layers] == names
     displace(loaded.model, names, moves)
     displace(twin, names, moves)
@@ -118,7 +119,7 @@ def run_dizo_rounds(rule: str, tau: float, reinit: bool, displacement: float):
 @pytest.mark.parametrize("reinit", [True, False])
 @pytest.mark.parametrize("displacement", [0.002, 3.0])  # ts ~1e-3 (every z clipped), ts ~2
 def test_dizo_default_search_is_the_released_rule(tau, reinit, displacement):
-    ours, theirs, clipped = run_dizo_rounds("released", tau, reinit, displacement)
+    ours, theirs, clipped = run_dizo_rounds(None, tau, reinit, displacement)
     assert clipped or displacement > 1  # at ts ~1e-3 the clip of z is exercised
     assert not torch.allclose(theirs, torch.ones_like(theirs) * theirs[0])  # the search moved gamma per layer
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=0)
@@ -256,11 +257,12 @@ def released_hizoo(model: Small, steps: int, seed: int, lr: float, eps: float, a
     return theta, hessian
 
 
-def run_hizoo(rule: str, steps: int = 12):
+def run_hizoo(rule: str | None, steps: int = 12):
+    """Our hizoo (its default rule when `rule` is None) and the transcription from the same start."""
     model, twin = Small(), Small()
     twin.load_state_dict(model.state_dict())
     trainer = make("hizoo", model, seed=11, lr="0.05", eps="1e-3", hessian_smooth="0.3", weight_decay="0.1",
-                   hessian_rule=rule)
+                   **({} if rule is None else {"hessian_rule": rule}))
     for step in range(steps):
         trainer.step(step, model)
     theta, hessian = released_hizoo(twin, steps, 11, 0.05, 1e-3, 0.3, 0.1)
@@ -268,7 +270,7 @@ def run_hizoo(rule: str, steps: int = 12):
 
 
 def test_hizoo_default_is_the_released_step():
-    trainer, ours, theta, hessian = run_hizoo("released")
+    trainer, ours, theta, hessian = run_hizoo(None)
     assert any(not torch.allclose(h, torch.ones_like(h), atol=1e-3) for h in hessian.values())  # H moved
     for name, s in zip(ours, trainer.scales):
         torch.testing.assert_close(ours[name].detach(), theta[name], rtol=1e-8, atol=1e-9)
