@@ -40,6 +40,18 @@ class Method(Protocol):
         """The method's internal state worth a look at each evaluation (HiZOO's scale spread); often empty."""
 
 
+def host_copy(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """A checkpoint as a copy of the weights in host memory (where walking an update log back is not possible)."""
+    return [p.detach().to("cpu", copy=True) for p in params]
+
+
+@torch.no_grad()
+def copy_back(params: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    """Restore a `host_copy`."""
+    for p, s in zip(params, saved):
+        p.copy_(s)
+
+
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """Unique trainable parameters (tied weights appear once), in registration order."""
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

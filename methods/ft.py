@@ -8,7 +8,7 @@ from torch import nn
 
 from benchmark.config import non_negative, param, positive
 from benchmark.registry import register_method
-from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
+from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, decays, host_copy, trainable
 from methods.lora import with_lora
 
 
@@ -48,14 +48,12 @@ class FT:
     def diagnostics(self) -> dict[str, float]:
         return {}
 
-    def checkpoint(self) -> dict[str, torch.Tensor]:
+    def checkpoint(self) -> list[torch.Tensor]:
         """A host copy of the weights: FO already holds optimizer state several times their size."""
-        return {n: p.detach().to("cpu", copy=True) for n, p in self.params}
+        return host_copy([p for _, p in self.params])
 
-    def restore(self, checkpoint: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for n, p in self.params:
-                p.copy_(checkpoint[n])
+    def restore(self, checkpoint: list[torch.Tensor]) -> None:
+        copy_back([p for _, p in self.params], checkpoint)
 
 
 register_method("lora")(with_lora(FT, lr=1e-4))

@@ -33,7 +33,7 @@ from torch import nn
 
 from benchmark.config import one_of, param
 from benchmark.registry import register_method
-from methods.base import Fresh, LossFn, Schedule, StepResult
+from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, host_copy
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
@@ -61,12 +61,9 @@ class HiZOO(MeZO):
     def __init__(self, hp: HiZOOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
         self.scales = [torch.ones_like(p) for p in self.engine.params]  # S: the perturbation's factor, 1 at start
-        gen = torch.Generator().manual_seed(mix(seed, 0x5CA1E))
-        self._sample = [torch.randint(s.numel(), (max(1, SAMPLE * s.numel() // self._numel()),), generator=gen)
+        gen, total = torch.Generator().manual_seed(mix(seed, 0x5CA1E)), sum(s.numel() for s in self.scales)
+        self._sample = [torch.randint(s.numel(), (max(1, SAMPLE * s.numel() // total),), generator=gen)
                         for s in self.scales]
-
-    def _numel(self) -> int:
-        return sum(s.numel() for s in self.scales)
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
@@ -124,15 +121,14 @@ class HiZOO(MeZO):
         """The released rule's S update has two preimages (a quadratic in S^2), so its steps cannot be
         walked back: a host copy of the weights instead (the released MeZO code keeps one too)."""
         if self.hp.hessian_rule == "released":
-            return [p.detach().to("cpu", copy=True) for p in self.engine.params]
+            return host_copy(self.engine.params)
         return super().checkpoint()
 
     def restore(self, checkpoint: Any) -> None:
-        if self.hp.hessian_rule != "released":
-            return super().restore(checkpoint)
-        with torch.no_grad():
-            for p, saved in zip(self.engine.params, checkpoint):
-                p.copy_(saved)
+        if self.hp.hessian_rule == "released":
+            copy_back(self.engine.params, checkpoint)
+        else:
+            super().restore(checkpoint)
 
     def diagnostics(self) -> dict[str, float]:
         """Spread of S (min, median of a fixed sample, max): all 1 means HiZOO is still MeZO."""
