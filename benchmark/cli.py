@@ -1,39 +1,49 @@
-"""`benchmark` command line. Heavy imports (torch, transformers) happen inside the commands that
-need them, so `benchmark list` and `benchmark report` start fast."""
+"""`benchmark` command line: the one module that sees every layer. Modules that load torch (the runner,
+models, studies' workers, perf) or pandas (reports) are imported inside the commands that need them, so
+`benchmark list`, `report` and an error in the arguments answer in well under a second."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.settings import parse_set_args
+from benchmark.doctor import doctor
+from benchmark.experiments.registry import EXPERIMENTS
+from benchmark.interrupt import Interrupt, Interrupted
+from benchmark.study.storage import default_storage_url, joined_cells, open_storage, preset_studies
+from methods.registry import METHODS
+from tasks.registry import TASKS
+from tasks.show import show_task
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from benchmark.config import parse_set_args
     from benchmark.runner import build_run, run
 
     cfg, hp = build_run(args.method, args.task, parse_set_args(args.set), model=args.model, steps=args.steps,
                         seed=args.seed, device=args.device, dtype=args.dtype, experiment=args.experiment)
-    r = run(cfg, hp, progress=not args.quiet)
+    with Interrupt() as interrupt:  # Ctrl-C ends the run between steps: KILLED, reason interrupted
+        r = run(cfg, hp, progress=not args.quiet, on_metrics=lambda metrics, step: interrupt.check())
     print(f"{cfg.method} {cfg.task} {cfg.model} seed={cfg.seed}: dev {r.dev_best:.4f} (step {r.best_step}) "
           f"test {r.test:.4f} | {r.steps_per_s:.2f} steps/s | peak {r.peak_memory_gb:.2f} GB | "
           f"{r.forward_passes} forwards | run {r.run_id}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from benchmark.registry import EXPERIMENTS, METHODS, MODELS, TASKS
+    from benchmark.models import MODELS
 
-    registry = {"methods": METHODS, "tasks": TASKS, "models": MODELS, "experiments": EXPERIMENTS}[args.what]
+    registry, describe = {  # classes and loaders say what they are in their docstring, tasks and experiments declare it
+        "methods": (METHODS, lambda cls: cls.__doc__), "tasks": (TASKS, lambda task: task.description),
+        "models": (MODELS, lambda load: load.__doc__), "experiments": (EXPERIMENTS, lambda e: e.description),
+    }[args.what]
     for name in registry.names():
-        entry = registry.get(name)
-        doc = getattr(entry, "description", None) or (entry.__doc__ or "").strip().splitlines()[0:1]
-        print(f"{name:20s} {doc if isinstance(doc, str) else ''.join(doc)}")
+        lines = (describe(registry.get(name)) or "").strip().splitlines()
+        print(f"{name:20s} {lines[0] if lines else ''}")
 
 
 def cmd_show_task(args: argparse.Namespace) -> None:
-    from tasks.show import show_task
-
     if args.model is not None:
         from benchmark.models import check_model_name, model_kind
 
@@ -43,8 +53,7 @@ def cmd_show_task(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from benchmark.registry import EXPERIMENTS
-    from benchmark.study import study
+    from benchmark.study.run import study
 
     if args.workers < 0:
         raise BenchmarkError(f"--workers {args.workers}: must be >= 0 (0: enqueue only, for external workers)")
@@ -55,8 +64,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from benchmark.registry import EXPERIMENTS
-    from benchmark.study import drain, joined_cells, open_storage
+    from benchmark.study.workers import drain
 
     storage = open_storage(args.storage)
     cells = joined_cells(EXPERIMENTS.get(args.experiment), storage)
@@ -67,9 +75,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
-    from benchmark.doctor import doctor
-    from benchmark.registry import EXPERIMENTS
-    from benchmark.study import default_storage_url, open_storage
 
     problems = doctor(EXPERIMENTS.get(args.experiment), open_storage(args.storage or default_storage_url(
         args.experiment)))
@@ -81,20 +86,21 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from benchmark.registry import EXPERIMENTS
     from reports import report, runs, summary
 
     # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)
     if args.experiment in EXPERIMENTS and not runs.final_runs(args.experiment).empty:
-        print(report.report(args.experiment, args.out, args.preset, args.storage))
+        definition = EXPERIMENTS.get(args.experiment)
+        studies = functools.partial(preset_studies, definition, storage_url=args.storage)
+        print(report.report(definition, args.out, args.preset, studies))
         print()
     print(summary.report(args.experiment, args.out))
 
 
 def cmd_perf(args: argparse.Namespace) -> None:
-    from benchmark.perf import DEFAULT_METHODS, main
+    from benchmark.perf import default_methods, main
 
-    args.methods = args.methods or DEFAULT_METHODS
+    args.methods = args.methods or default_methods()
     main(args)
 
 
@@ -179,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted:  # Ctrl-C between steps: Interrupt already said so, in one line
+        return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -15,11 +15,13 @@ import copy
 
 import torch
 
-from benchmark.config import RunConfig, apply_overrides, parse_set_args, validate
+from benchmark.config import RunConfig
+from benchmark.core import names
+from benchmark.core.settings import apply_overrides, parse_set_args, validate
 from benchmark.models import load_model, resolve_device, resolve_dtype
-from benchmark.registry import METHODS
 from benchmark.runner import batch_indices, sample
 from benchmark.scoring import Batch, Encoder, classification_loss
+from methods.registry import METHODS
 
 
 def held_out_loss(model: torch.nn.Module, batches: list[Batch]) -> float:
@@ -41,7 +43,7 @@ def one_round(trainer, rule: str, step: int, batches: list[Batch], held: list[Ba
         for p, s in zip(trainer.engine.params, saved):
             p.copy_(s)
     trainer.undo.clear()
-    return {"ts": diagnostics["dizo/ts_mean"], "at_bound": diagnostics["dizo/ratio_at_bound"],
+    return {"ts": diagnostics[names.DIZO_TS_MEAN], "at_bound": diagnostics[names.DIZO_RATIO_AT_BOUND],
             "before": before, "after": after}
 
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    from benchmark.errors import BenchmarkError
+    from benchmark.core.errors import BenchmarkError
 
     try:
         main()

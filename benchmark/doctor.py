@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark import tracking
+from benchmark.core import names
 from benchmark.experiments.base import Experiment
-from benchmark.study import existing_study, joined_cells, study_names
+from benchmark.study.storage import existing_study, joined_cells, study_names
 
-CONTRACT = ("dev/best_score", "test/score", "perf/peak_memory_gb", "perf/avg_memory_gb", "perf/steps_per_s",
-            "perf/train_hours", "perf/forward_passes")
 EXPECTED = {"COMPLETE": ("FINISHED",), "PRUNED": ("KILLED",), "FAIL": ("FAILED", "KILLED")}
 
 
@@ -54,7 +53,7 @@ def doctor(experiment: Experiment, storage: Any) -> list[str]:
             if status not in EXPECTED[trial.state.name]:
                 problems.append(f"{where}: MLflow run {run.info.run_id} is {status}")
             if trial.state.name == "COMPLETE":
-                missing = [m for m in CONTRACT if m not in run.data.metrics]
+                missing = [m for m in names.CONTRACT if m not in run.data.metrics]
                 if missing:
                     problems.append(f"{where}: MLflow run {run.info.run_id} lacks {', '.join(missing)}")
             elif not (run.data.tags.get("reason") or run.data.tags.get("error")):

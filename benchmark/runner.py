@@ -15,14 +15,17 @@ import torch
 from tqdm import tqdm
 
 from benchmark import tracking
-from benchmark.config import RunConfig, flatten
-from benchmark.errors import BenchmarkError
+from benchmark.config import RunConfig
+from benchmark.core import names
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.settings import apply_overrides, flatten, validate
 from benchmark.measure import LayerDrift, MemoryMonitor, Stopwatch, device_name
-from benchmark.models import LoadedModel, load_model, model_kind, resolve_device, resolve_dtype
-from benchmark.registry import METHODS, TASKS
+from benchmark.models import LoadedModel, check_model_name, load_model, model_kind, resolve_device, resolve_dtype
 from benchmark.scoring import Encoder, answer_loss, classification_loss, evaluate
 from methods.base import LossFn, lr_schedule
+from methods.registry import METHODS
 from tasks.base import Splits, Task
+from tasks.registry import TASKS
 from tasks.sampling import check_k, sample_splits
 
 OnMetrics = Callable[[dict[str, float], int], None]
@@ -67,10 +70,11 @@ class RunResult:
 
     def summary_metrics(self) -> dict[str, float]:
         return {
-            "dev/best_score": self.dev_best, "dev/best_step": self.best_step, "test/score": self.test,
-            "perf/steps_per_s": self.steps_per_s, "perf/peak_memory_gb": self.peak_memory_gb,
-            "perf/avg_memory_gb": self.avg_memory_gb, "perf/train_hours": self.train_hours,
-            "perf/forward_passes": self.forward_passes, **{f"test/{k}": v for k, v in self.test_extra.items()},
+            names.DEV_BEST: self.dev_best, names.DEV_BEST_STEP: self.best_step, names.TEST_SCORE: self.test,
+            names.STEPS_PER_S: self.steps_per_s, names.PEAK_MEMORY: self.peak_memory_gb,
+            names.AVG_MEMORY: self.avg_memory_gb, names.TRAIN_HOURS: self.train_hours,
+            names.FORWARD_PASSES: self.forward_passes,
+            **{names.TEST_PREFIX + k: v for k, v in self.test_extra.items()},
         }
 
 
@@ -93,7 +97,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     model = loaded.model
     torch.manual_seed(cfg.seed)
     method = METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
-    steps = cfg.steps if getattr(method, "trains", True) else 0
+    steps = cfg.steps  # 0 for a method that does not train (build_run)
     encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
     loss = answer_loss if generation else classification_loss
 
@@ -103,7 +107,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
 
     drift = LayerDrift(model) if cfg.log_drift else None
     best_dev, best_step, best = score(splits.dev)["score"], 0, method.checkpoint()
-    on_metrics({"eval/dev_score": best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
+    on_metrics({names.DEV_SCORE: best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
 
     def fresh() -> LossFn:
@@ -116,7 +120,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
                mininterval=1.0, dynamic_ncols=True)
     with MemoryMonitor(device) as memory:
         for step in range(steps):
-            model.train(method.train_mode)
+            model.train(method.first_order)  # dropout on for first-order only
             loss_fn = fresh()
             with watch:
                 out = method.step(step, loss_fn, fresh)
@@ -124,10 +128,10 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
                 raise Diverged(f"training loss became {out.loss} at step {step + 1}")
             losses.append(out.loss)
             forwards += out.forward_passes
-            metrics = {"train/loss": out.loss, "mem/allocated_gb": memory.end_step(), **out.metrics}
+            metrics = {names.TRAIN_LOSS: out.loss, names.MEM_ALLOCATED: memory.end_step(), **out.metrics}
             done = step + 1
             if done % cfg.eval_every == 0 or done == steps:
-                metrics["eval/dev_score"] = dev = score(splits.dev)["score"]
+                metrics[names.DEV_SCORE] = dev = score(splits.dev)["score"]
                 metrics.update({**method.diagnostics(), **(drift.metrics() if drift else {})})
                 if dev > best_dev:
                     best_dev, best_step, best = dev, done, method.checkpoint()
@@ -160,10 +164,10 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     """Train, evaluate and record one run in MLflow. Inputs are assumed validated (see cli).
     `on_start` gets the MLflow run id once the run exists; `on_metrics` sees every step's metrics
     after they are logged and may raise `Stopped` (pruning)."""
+    task, template, splits = sample(cfg)  # data errors first: nothing is recorded for a run that cannot start
     experiment_id = tracking.connect(cfg.experiment)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
-    task, template, splits = sample(cfg)
     loaded = load_model(cfg.model, device, dtype)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": str(dtype).removeprefix("torch."),
@@ -193,17 +197,15 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
             tracking.end_run("FAILED", error=failure_reason(exc))
         raise
     buffer.flush()
-    tracking.log_metrics({**result.summary_metrics(), "perf/wall_s": time.time() - started})
+    tracking.log_metrics({**result.summary_metrics(), names.WALL_S: time.time() - started})
     tracking.end_run()
     result.run_id = run_info.info.run_id
     return result
 
 
 def build_run(method: str, task: str, sets: dict[str, str], **fields: Any) -> tuple[RunConfig, Any]:
-    """Resolve names and overrides into validated configs; every user error surfaces here, before work."""
-    from benchmark.config import apply_overrides, validate
-    from benchmark.models import check_model_name
-
+    """Resolve names and overrides into validated configs; every user error surfaces here, before work.
+    A method that does not train gets `steps=0`, so its record says what ran."""
     method_cls = METHODS.get(method)
     task_def: Task = TASKS.get(task)
     cfg = RunConfig(method=method, task=task, **{k: v for k, v in fields.items() if v is not None})
@@ -215,4 +217,6 @@ def build_run(method: str, task: str, sets: dict[str, str], **fields: Any) -> tu
     task_def.template(model_kind(cfg.model), cfg.template)
     check_k(task_def, cfg.k)
     resolve_device(cfg.device)
+    if not method_cls.trains:
+        cfg.steps = 0
     return cfg, hp

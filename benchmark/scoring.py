@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from tasks.base import Example
 from tasks.metrics import best, exact_match, token_f1
 

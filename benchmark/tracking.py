@@ -1,25 +1,16 @@
-"""MLflow tracking with the project's naming contract (tags, params, metric names).
-
-Default store: `sqlite:///runs/mlflow.db` (MLFLOW_TRACKING_URI wins). The store is checked before
-any work so an unreachable server is one line up front, not a traceback after an hour of training.
-"""
+"""Writing runs to MLflow: experiments, runs with the naming contract's tags and params, batched
+metrics, runs ended from outside (a study's parent, a dead worker's). Reading is `benchmark.core.store`."""
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchmarkError, first_line
+from benchmark.core.store import client, find_experiment, tracking_uri, unreachable
 
-DEFAULT_URI = "sqlite:///runs/mlflow.db"
 ARTIFACTS = Path("runs") / "mlartifacts"
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_URI)
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,25 +44,6 @@ def package_versions() -> str:
     return ", ".join(f"{name} {version(name)}" for name in RUN_PACKAGES)
 
 
-def find_experiment(experiment: str) -> str | None:
-    """Point MLflow at the store; the experiment's id, or None if it does not exist. An unreachable
-    store fails in one line, at once (no retries)."""
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if uri.startswith("http"):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    try:
-        found = mlflow.get_experiment_by_name(experiment)
-    except Exception as exc:  # connection, auth, schema: all mean "cannot read or record results"
-        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first_line(exc)[:200]}") from None
-    return None if found is None else found.experiment_id
-
-
 def connect(experiment: str) -> str:
     """The experiment's id, created if new. Fails in one line."""
     import mlflow
@@ -84,13 +56,7 @@ def connect(experiment: str) -> str:
     try:
         return mlflow.create_experiment(experiment, artifact_location=location)
     except Exception as exc:
-        raise BenchmarkError(f"MLflow tracking store {uri} is unreachable: {first_line(exc)[:200]}") from None
-
-
-def require_experiment(experiment: str, hint: str) -> None:
-    """For readers (reports, doctor): the experiment must exist; `hint` says how to fill it."""
-    if find_experiment(experiment) is None:
-        raise BenchmarkError(f"no MLflow experiment {experiment!r} in {tracking_uri()}; {hint}")
+        raise unreachable(exc) from None
 
 
 def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],
@@ -137,33 +103,25 @@ class MetricBuffer:
             self.flush()
 
     def flush(self) -> None:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient()
+        mlflow_client = client()
         for start in range(0, len(self._pending), 1000):  # MLflow's per-batch metric limit
-            client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
+            mlflow_client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
         self._pending = []
         self._last = time.monotonic()
 
 
-def _client() -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri())
-
-
 def create_run(experiment_id: str, name: str, tags: dict[str, str]) -> str:
     """A run that is not the active one (a study's parent run); returns its id."""
-    return _client().create_run(experiment_id, tags={**tags, "mlflow.runName": name}).info.run_id
+    return client().create_run(experiment_id, tags={**tags, "mlflow.runName": name}).info.run_id
 
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
-    client = _client()
+    mlflow_client = client()
     for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+        mlflow_client.set_tag(run_id, key, value)
 
 
 def terminate(run_id: str, status: str = "FINISHED", **tags: str) -> None:
     """End a run from outside it (a parent run, or the run of a worker that died)."""
     set_tags(run_id, tags)
-    _client().set_terminated(run_id, status)
+    client().set_terminated(run_id, status)

@@ -7,7 +7,7 @@ zeroth-order methods alike. Methods never see MLflow, Optuna, or the task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -25,7 +25,16 @@ class StepResult:
 
 
 class Method(Protocol):
-    train_mode: bool  # dropout on (first-order) or off (zeroth-order)
+    """What every registered method declares and does. The harness asks these attributes instead of
+    guessing from a method's name (`tests/test_methods.py` holds every registered method to them)."""
+
+    Hparams: ClassVar[type]  # a dataclass of `param` fields: the method's hyperparameters, validated before work
+    first_order: ClassVar[bool]  # trains through backprop: dropout on, and a preset's first-order step budget
+    trains: ClassVar[bool]  # False: no step runs (zero-shot); the run scores the weights it was given
+    projects: ClassVar[bool]  # a periodic projection besides the steps (DiZO): implements `Projecting`
+
+    def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
+        """Take the model to train in place, the learning-rate schedule, the run's seed."""
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         """One optimisation step on `loss_fn`'s batch; `fresh` supplies extra batches (DiZO's projection)."""
@@ -38,6 +47,16 @@ class Method(Protocol):
 
     def diagnostics(self) -> dict[str, float]:
         """The method's internal state worth a look at each evaluation (HiZOO's scale spread); often empty."""
+
+
+class Projecting(Method, Protocol):
+    """A method that `projects`: every `hp.projection_interval` steps its `step` also runs one projection."""
+
+    def project(self, step: int, fresh: Fresh) -> tuple[int, dict[str, float]]:
+        """One projection round on fresh batches; returns its forward passes and diagnostics."""
+
+    def projection_passes(self) -> int:
+        """Forward passes one projection adds."""
 
 
 def host_copy(params: list[torch.Tensor]) -> list[torch.Tensor]:

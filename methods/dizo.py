@@ -46,12 +46,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from benchmark.config import one_of, param, positive
-from benchmark.registry import register_method
+from benchmark.core import names
+from benchmark.core.settings import one_of, param, positive
 from methods.base import Fresh, LossFn, Schedule, StepResult
 from methods.layers import parse_roles, role_weights, valid_roles
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
+from methods.registry import register_method
 from methods.zo import mix
 
 GUARD = 1e-8  # the released code's ratio = gamma / (||delta|| + 1e-8)
@@ -83,6 +84,7 @@ class DiZO(MeZO):
     """MeZO steps plus a periodic, learned per-layer rescaling of theta - theta0 (Algorithm 1)."""
 
     Hparams = DiZOHparams
+    projects = True
 
     def __init__(self, hp: DiZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
@@ -90,6 +92,7 @@ class DiZO(MeZO):
         self.layers = [(name, index[id(p)]) for name, p in role_weights(model, parse_roles(hp.projected_layers))]
         self.base = [self._store(self.engine.params[i]) for _, i in self.layers]
         self.gamma: torch.Tensor | None = None  # gamma per projected layer after the last round (float64)
+        self.gains: dict[int, float] = {}  # projection_target=lr: the last round's ratios scale the next steps
         self.last_ratios: torch.Tensor | None = None
 
     def _store(self, p: torch.Tensor) -> torch.Tensor:
@@ -106,6 +109,9 @@ class DiZO(MeZO):
             out.forward_passes += passes
             out.metrics.update(diagnostics)
         return out
+
+    def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
+        super().update(seed, coeff, decay, gains or dict(self.gains) or None)
 
     def _lerp(self, k: int, ratios: torch.Tensor) -> torch.Tensor:
         """theta0 + r * (theta - theta0) for projected layer k, built on the parameter's device."""
@@ -192,7 +198,7 @@ class DiZO(MeZO):
                 self.base[k].copy_(self.engine.params[i].detach())
             self.undo.append(partial(self._set_base, old_base))
         return self.projection_passes(), {
-            **self.round_diagnostics(gamma, ts), "dizo/loss_before": loss_before, "dizo/loss_after": loss_after}
+            **self.round_diagnostics(gamma, ts), names.DIZO_LOSS_BEFORE: loss_before, names.DIZO_LOSS_AFTER: loss_after}
 
     def round_diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
         """What shows the search searching: the ratios' spread and the share stuck on a clip bound."""
@@ -202,9 +208,9 @@ class DiZO(MeZO):
             return {}
         g, t = gamma[live], ts[live]
         at_bound = torch.zeros_like(g, dtype=torch.bool) if tau is None else (g <= (1 - tau) * t) | (g >= (1 + tau) * t)
-        return {"dizo/ratio_mean": ratios.mean().item(), "dizo/ratio_min": ratios.min().item(),
-                "dizo/ratio_max": ratios.max().item(), "dizo/ratio_at_bound": at_bound.double().mean().item(),
-                "dizo/ts_mean": t.mean().item()}
+        return {names.DIZO_RATIO_MEAN: ratios.mean().item(), names.DIZO_RATIO_MIN: ratios.min().item(),
+                names.DIZO_RATIO_MAX: ratios.max().item(), names.DIZO_RATIO_AT_BOUND: at_bound.double().mean().item(),
+                names.DIZO_TS_MEAN: t.mean().item()}
 
     def projection_passes(self) -> int:
         """Forward passes one projection adds (backward not counted): the search and the before/after losses."""

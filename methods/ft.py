@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmark.config import non_negative, param, positive
-from benchmark.registry import register_method
+from benchmark.core.settings import non_negative, param, positive
 from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, decays, host_copy, trainable
 from methods.lora import with_lora
+from methods.registry import register_method
 
 
 @dataclass
@@ -23,7 +23,7 @@ class FT:
     """Updates every parameter with AdamW through backprop (paper: batch 8, lr 1e-5 or 5e-5)."""
 
     Hparams = FTHparams
-    train_mode = True
+    first_order, trains, projects = True, True, False
 
     def __init__(self, hp: FTHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp

@@ -31,11 +31,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark.config import one_of, param
-from benchmark.registry import register_method
+from benchmark.core import names
+from benchmark.core.settings import one_of, param
 from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, host_copy
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
+from methods.registry import register_method
 from methods.zo import mix
 
 SAMPLE = 1 << 16  # coordinates of S whose median is logged (a fixed random sample: a full median is a sort)
@@ -83,7 +84,7 @@ class HiZOO(MeZO):
             self._update_inverse(*args)
             self.undo.append(partial(self._revert_inverse, *args))
         return StepResult(loss=loss, forward_passes=3,
-                          metrics={"train/projected_grad": grad, "train/curvature": curvature})
+                          metrics={names.PROJECTED_GRAD: grad, names.CURVATURE: curvature})
 
     @torch.no_grad()
     def _update_released(self, seed: int, coeff: float, decay: float, ac: float) -> None:
@@ -136,7 +137,7 @@ class HiZOO(MeZO):
             lo = min(s.min().item() for s in self.scales)
             hi = max(s.max().item() for s in self.scales)
             sample = torch.cat([s.view(-1)[idx.to(s.device)].float().cpu() for s, idx in zip(self.scales, self._sample)])
-        return {"hizoo/scale_min": lo, "hizoo/scale_median": sample.median().item(), "hizoo/scale_max": hi}
+        return {names.HIZOO_SCALE_MIN: lo, names.HIZOO_SCALE_MEDIAN: sample.median().item(), names.HIZOO_SCALE_MAX: hi}
 
 
 register_method("hizoo-lora")(with_lora(HiZOO, lr=1e-4, eps=1e-2))

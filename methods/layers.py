@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 ROLES: dict[str, tuple[str, ...]] = {
     "q": ("q_proj", "attention.self.query"),

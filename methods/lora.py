@@ -12,7 +12,7 @@ from typing import Any
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
-from benchmark.config import param, positive
+from benchmark.core.settings import param, positive
 from methods.layers import find_modules, parse_roles, valid_roles
 
 

@@ -8,10 +8,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from benchmark.config import non_negative, param, positive
-from benchmark.registry import register_method
+from benchmark.core import names
+from benchmark.core.settings import non_negative, param, positive
 from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
 from methods.lora import with_lora
+from methods.registry import register_method
 from methods.zo import ZOEngine, mix
 
 
@@ -27,14 +28,13 @@ class MeZO:
     """Trains every trainable parameter, embeddings included (as the original MeZO does)."""
 
     Hparams = MeZOHparams
-    train_mode = False  # dropout off: both forwards of a step must see the same network
+    first_order, trains, projects = False, True, False  # dropout off: both forwards must see the same network
 
     def __init__(self, hp: MeZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp
         self.schedule = schedule
         self.seed = seed
         self.engine = ZOEngine(model, trainable(model), decays(model))
-        self.gains: dict[int, float] = {}  # per-parameter step multipliers (DiZO's lr-projection ablation)
         self.undo: list[Callable[[], None]] = []  # one closure per change to the weights: the rollback log
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
@@ -46,11 +46,15 @@ class MeZO:
                 loss_minus = loss_fn().item()
         grad = (loss_plus - loss_minus) / (2 * eps)
         lr = self.hp.lr * self.schedule(step)
-        coeff, decay, gains = lr * grad, lr * self.hp.weight_decay, dict(self.gains)
+        self.update(seed, lr * grad, lr * self.hp.weight_decay)
+        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
+                          metrics={names.PROJECTED_GRAD: grad})
+
+    def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
+        """theta <- (1 - decay) theta - coeff z(seed), logged for rollback; `gains` scales some
+        parameters' steps (the engine's per-parameter multipliers)."""
         self.engine.update(seed, coeff, decay, gains)
         self.undo.append(partial(self.engine.revert, seed, coeff, decay, gains))
-        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
-                          metrics={"train/projected_grad": grad})
 
     def diagnostics(self) -> dict[str, float]:
         return {}

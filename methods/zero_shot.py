@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from benchmark.registry import register_method
 from methods.base import Fresh, LossFn, Schedule, StepResult
+from methods.registry import register_method
 
 
 @dataclass
@@ -17,11 +17,10 @@ class NoHparams:
 
 @register_method("zero-shot")
 class ZeroShot:
-    """Scores dev and test with the pre-trained weights; `steps` is ignored."""
+    """Scores dev and test with the pre-trained weights; its runs train no step (`steps=0` is recorded)."""
 
     Hparams = NoHparams
-    train_mode = False
-    trains = False
+    first_order, trains, projects = False, False, False
 
     def __init__(self, hp: NoHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         pass

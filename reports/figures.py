@@ -18,11 +18,13 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.core import names
+from benchmark.core.names import BASELINE_ROW, DIZO_ROW
 from reports.convergence import TARGET_DEFINITION, relative
 from reports.runs import curve, first_seed, history
+from reports.tables import measured
 
-ABLATION_ROWS = ("MeZO", "DiZO no re-init", "DiZO no clipping", "DiZO")
-RATIO_AT_BOUND = "dizo/ratio_at_bound"  # logged by methods/dizo.py at each projection round
+ABLATION_ROWS = (BASELINE_ROW, "DiZO no re-init", "DiZO no clipping", DIZO_ROW)
 
 
 def _pyplot():
@@ -55,14 +57,14 @@ def _loss_panel(ax, runs: pd.DataFrame, task: str, rows: tuple[str, ...]) -> Non
     for label in rows:
         match = runs[(runs["task"] == task) & (runs["row"] == label)]
         if not match.empty:
-            steps, loss = history(match.iloc[0]["run_id"], "train/loss")
+            steps, loss = history(match.iloc[0]["run_id"], names.TRAIN_LOSS)
             ax.plot(steps, _smooth(loss), label=label)
     ax.set(title=task, xlabel="step", ylabel="training loss (moving mean of 10)")
     if ax.lines:
         ax.legend(fontsize=8)
 
 
-def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("MeZO", "DiZO")) -> list[Path]:
+def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = (BASELINE_ROW, DIZO_ROW)) -> list[Path]:
     if not _has_rows(runs, rows):
         return []
     tasks = sorted(set(runs["task"]))
@@ -74,7 +76,7 @@ def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("MeZ
 
 def figure2_ratio_at_bound(runs: pd.DataFrame, folder: Path) -> list[Path]:
     """Every row whose run logged DiZO's round diagnostics, one panel per task."""
-    curves = {(run["task"], run["row"]): history(run["run_id"], RATIO_AT_BOUND) for _, run in runs.iterrows()}
+    curves = {(run["task"], run["row"]): history(run["run_id"], names.DIZO_RATIO_AT_BOUND) for _, run in runs.iterrows()}
     curves = {key: points for key, points in curves.items() if points[0]}
     if not curves:
         return []
@@ -93,30 +95,30 @@ def figure4_convergence(runs: pd.DataFrame, folder: Path) -> list[Path]:
     records = []
     for task in sorted(set(runs["task"])):
         by_row = {r["row"]: r for _, r in runs[runs["task"] == task].iterrows()}
-        curves = {label: curve(by_row[label]) for label in ("MeZO", "DiZO") if label in by_row}
-        if curves.get("MeZO") and curves.get("DiZO"):
-            records.append((task, relative(curves["DiZO"], curves["MeZO"])))
+        curves = {label: curve(by_row[label]) for label in (BASELINE_ROW, DIZO_ROW) if label in by_row}
+        if curves.get(BASELINE_ROW) and curves.get(DIZO_ROW):
+            records.append((task, relative(curves[DIZO_ROW], curves[BASELINE_ROW])))
     if not records:
         return []
     fig, axes = _pyplot().subplots(1, 3, figsize=(12, 3))
     for ax, key, title in zip(axes, ("train_iter_pct", "forward_pct", "gpu_hours_pct"),
                               ("iterations", "forward passes", "train hours")):
-        names = [t for t, _ in records]
+        tasks = [t for t, _ in records]
         values = [r[key] if r[key] is not None else 0.0 for _, r in records]
-        ax.bar(names, [100.0] * len(names), color="lightgray", label="MeZO")
-        ax.bar(names, values, color="tab:blue", width=0.5, label="DiZO")
+        ax.bar(tasks, [100.0] * len(tasks), color="lightgray", label=BASELINE_ROW)
+        ax.bar(tasks, values, color="tab:blue", width=0.5, label=DIZO_ROW)
         for i, (_, r) in enumerate(records):
             ax.text(i, 102, "not reached" if r[key] is None else f"{100 - r[key]:.0f}% saved", ha="center", fontsize=8)
-        ax.set(title=f"{title} to target (% of MeZO)", ylim=(0, 130))
+        ax.set(title=f"{title} to target (% of {BASELINE_ROW})", ylim=(0, 130))
         ax.legend(fontsize=8)
     fig.text(0, -0.08, TARGET_DEFINITION, fontsize=7)
     return _save(fig, folder, "figure4_convergence")
 
 
-_DRIFT = re.compile(r"^drift/(\w+)/(\d+)$")
+_DRIFT = re.compile("^" + names.DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")
 
 
-def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", "MeZO")) -> list[Path]:
+def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", BASELINE_ROW)) -> list[Path]:
     """Distance to the pre-trained weights per layer, a line per attention projection, at the last
     logged step (solid) and halfway (dashed); the first task's runs."""
     if not _has_rows(runs, rows):
@@ -148,8 +150,6 @@ def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT
 def figure5_ablation(all_runs: pd.DataFrame, folder: Path) -> list[Path]:
     """Left: test score per task for each ablation row (mean over seeds). Right: their loss curves on
     the first task (first seed)."""
-    from reports.tables import measured
-
     if not _has_rows(all_runs, ABLATION_ROWS):
         return []
     tests = measured(all_runs, "test")

@@ -5,6 +5,7 @@ not reported. No torch here: reports read MLflow and these files only.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 PAPER_DIR = Path(__file__).parent / "paper"
 TABLES = {
@@ -33,7 +34,7 @@ class Value:
 
 def parse_cell(text: object) -> Value | None:
     """"90.5 (1.2)" -> Value(90.5, 1.2); "90.5" -> Value(90.5); "" or "-" -> None."""
-    if text is None or (isinstance(text, float) and text != text):
+    if text is None or (isinstance(text, float) and math.isnan(text)):
         return None
     if isinstance(text, (int, float)):
         return Value(float(text))

@@ -9,9 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
+from benchmark.core import names
+from benchmark.core.names import column
+from benchmark.experiments.base import Experiment
 from reports import summary
 from reports.figures import optuna_views, write_figures
 from reports.runs import final_runs
@@ -27,19 +31,6 @@ def _pick_preset(runs: pd.DataFrame, preset: str | None, presets: list[str]) -> 
     return str(present.index[0]) if len(present) else presets[0]
 
 
-def _studies(experiment, preset: str, storage_url: str | None) -> tuple[list, str]:
-    """The preset's Optuna studies (grid, free search) and a line saying where they were read from."""
-    from benchmark.study import default_storage_url, existing_study, open_storage, study_names
-
-    url = storage_url or default_storage_url(experiment.name)
-    if "://" not in url and not Path(url).is_file():
-        return [], f"no Optuna storage at {url}"
-    storage = open_storage(url)
-    names = [n for c in experiment.cells(preset) for n in study_names(c)[:2]]  # finals repeat one point
-    studies = [s for s in (existing_study(storage, n) for n in names) if s is not None]
-    return studies, f"{len(studies)} studies in {url}"
-
-
 def _column(runs: pd.DataFrame, name: str) -> pd.Series:
     return runs[name] if name in runs else pd.Series(["not recorded"] * len(runs), index=runs.index)
 
@@ -51,8 +42,8 @@ def provenance(runs: pd.DataFrame) -> str:
                        ("packages", "tags.packages")):
         counts = _column(runs, tag).fillna("not recorded").value_counts()
         lines.append(f"- {label}: " + "; ".join(f"`{v}` ({n} runs)" for v, n in counts.items()))
-    for label, metric, scale, unit in (("train time (devices x hours)", "metrics.perf/train_hours", 1, "h"),
-                                       ("wall time incl. evaluation", "metrics.perf/wall_s", 1 / 3600, "h")):
+    for label, metric, scale, unit in (("train time (devices x hours)", column(names.TRAIN_HOURS), 1, "h"),
+                                       ("wall time incl. evaluation", column(names.WALL_S), 1 / 3600, "h")):
         if metric in runs:
             lines.append(f"- {label}, summed over final runs: {runs[metric].sum() * scale:.3f} {unit}")
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in REPORT_PACKAGES)
@@ -92,11 +83,17 @@ def index_page(title: str, texts: list[tuple[Table, str]], figures: list[Path], 
     return "\n".join(page)
 
 
-def report(experiment: str, out: str, preset: str | None = None, storage_url: str | None = None) -> str:
-    """Write the experiment's report folder and the index; return the tables as Markdown."""
-    from benchmark.registry import EXPERIMENTS
+Studies = Callable[[str], tuple[list, str]]  # preset -> its Optuna studies and where they were read from
 
-    definition = EXPERIMENTS.get(experiment)
+
+def no_studies(preset: str) -> tuple[list, str]:
+    return [], "no Optuna storage given"
+
+
+def report(definition: Experiment, out: str, preset: str | None = None, studies: Studies = no_studies) -> str:
+    """Write the experiment's report folder and the index; return the tables as Markdown. `studies`
+    hands over the preset's Optuna studies for the slice plots (the CLI reads them from the storage)."""
+    experiment = definition.name
     runs = final_runs(experiment)
     preset = _pick_preset(runs, preset, list(definition.presets))
     runs = runs[runs["preset"] == preset]
@@ -115,8 +112,8 @@ def report(experiment: str, out: str, preset: str | None = None, storage_url: st
     compare_md = summary.to_markdown(comparison)
     (folder / "compare.md").write_text(compare_md + "\n")
     figures = write_figures(runs, folder)
-    studies, source = _studies(definition, preset, storage_url)
-    views = optuna_views(studies, folder / "optuna")
+    found, source = studies(preset)
+    views = optuna_views(found, folder / "optuna")
 
     page = index_page(f"{experiment} ({preset}): {definition.description}", texts, figures, views,
                       source, runs, folder)

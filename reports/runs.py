@@ -5,18 +5,16 @@ columns added here (task, row, seed, model, preset) name them the way tables and
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from benchmark.tracking import require_experiment, tracking_uri
+from benchmark.core import names
+from benchmark.core.names import column
+from benchmark.core.store import client, require_experiment
 from reports.convergence import Curve
 
 NAMES = {"tags.task": "task", "tags.row": "row", "tags.model": "model", "tags.preset": "preset"}
-
-
-def _client():
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri())
 
 
 def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
@@ -42,16 +40,16 @@ def first_seed(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def history(run_id: str, key: str) -> tuple[list[int], list[float]]:
-    points = sorted((m.step, m.value) for m in _client().get_metric_history(run_id, key))
+    points = sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
     return [s for s, _ in points], [v for _, v in points]
 
 
 def curve(run: pd.Series) -> Curve | None:
     """The run's dev curve and throughput; None when it has no training measurements (zero-shot)."""
-    rate, forwards = run.get("metrics.perf/steps_per_s"), run.get("metrics.perf/forward_passes")
-    if rate is None or forwards is None or rate != rate or forwards != forwards or rate <= 0:
+    rate, forwards = run.get(column(names.STEPS_PER_S)), run.get(column(names.FORWARD_PASSES))
+    if rate is None or forwards is None or math.isnan(rate) or math.isnan(forwards) or rate <= 0:
         return None
-    steps, dev = history(run["run_id"], "eval/dev_score")
+    steps, dev = history(run["run_id"], names.DEV_SCORE)
     if not steps:
         return None
     return Curve(steps, dev, float(rate), float(forwards) / max(int(run.get("params.steps") or 1), 1))

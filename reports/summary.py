@@ -5,38 +5,40 @@ checkpoint, training steps/s, peak memory. Written as Markdown and CSV under `ou
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.errors import BenchmarkError
-from benchmark.tracking import require_experiment
+from benchmark.core import names
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.names import column
+from benchmark.core.store import client, require_experiment
 
 COLUMNS = {
     "tags.method": "method", "tags.task": "task", "tags.template": "template", "tags.model": "model",
     "params.steps": "steps",
-    "dev@0": "dev@0", "metrics.dev/best_score": "dev", "metrics.test/score": "test",
-    "metrics.perf/steps_per_s": "steps/s", "metrics.perf/peak_memory_gb": "peak GB",
-    "metrics.perf/train_hours": "train h", "tags.device": "device",
+    "dev@0": "dev@0", column(names.DEV_BEST): "dev", column(names.TEST_SCORE): "test",
+    column(names.STEPS_PER_S): "steps/s", column(names.PEAK_MEMORY): "peak GB",
+    column(names.TRAIN_HOURS): "train h", "tags.device": "device",
 }
 
 
 def load_runs(experiment: str) -> pd.DataFrame:
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     require_experiment(experiment, "run it first")
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
-    if "metrics.dev/best_score" in runs:  # a study's parent runs hold no scores of their own
-        runs = runs[runs["metrics.dev/best_score"].notna()]
+    if column(names.DEV_BEST) in runs:  # a study's parent runs hold no scores of their own
+        runs = runs[runs[column(names.DEV_BEST)].notna()]
     if runs.empty:
         raise BenchmarkError(f"experiment {experiment!r} has no finished runs yet")
     keys = [k for k in ("tags.method", "tags.task", "tags.template", "tags.model") if k in runs.columns]
     runs = runs.drop_duplicates(keys, keep="first")
-    client = MlflowClient()
+    store = client()
     runs["dev@0"] = [
-        next((m.value for m in client.get_metric_history(rid, "eval/dev_score") if m.step == 0), float("nan"))
+        next((m.value for m in store.get_metric_history(rid, names.DEV_SCORE) if m.step == 0), float("nan"))
         for rid in runs["run_id"]
     ]
     return runs
@@ -44,7 +46,8 @@ def load_runs(experiment: str) -> pd.DataFrame:
 
 def table(runs: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in COLUMNS if c in runs.columns]
-    out = runs[cols].rename(columns=COLUMNS).sort_values(["task", "model", "method"]).reset_index(drop=True)
+    out = runs[cols].rename(columns=COLUMNS)
+    out = out.sort_values([c for c in ("task", "model", "method") if c in out]).reset_index(drop=True)
     if "train h" in out:
         out["train min"] = out.pop("train h") * 60
     return out
@@ -53,7 +56,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 def to_markdown(df: pd.DataFrame) -> str:
     def fmt(v: object) -> str:
         if isinstance(v, float):
-            return "-" if v != v else f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+            return "-" if math.isnan(v) else f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
         return str(v)
 
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]

@@ -15,6 +15,8 @@ from typing import Callable
 
 import pandas as pd
 
+from benchmark.core import names
+from benchmark.core.names import BASELINE_ROW, DIZO_ROW
 from reports.convergence import TARGET_DEFINITION, relative
 from reports.paper import Value, parse_cell, table
 from reports.runs import curve
@@ -37,10 +39,10 @@ class Measure:
 
 
 MEASURES = {  # keys are the paper CSVs' column names (table6_10_11)
-    "test": Measure("test", True, "metrics.test/score", 100.0),
-    "peak_memory_gb": Measure("peak GB", False, "metrics.perf/peak_memory_gb"),
-    "avg_memory_gb": Measure("avg GB", False, "metrics.perf/avg_memory_gb"),
-    "throughput_it_s": Measure("it/s", True, "metrics.perf/steps_per_s"),
+    "test": Measure("test", True, names.column(names.TEST_SCORE), 100.0),
+    "peak_memory_gb": Measure("peak GB", False, names.column(names.PEAK_MEMORY)),
+    "avg_memory_gb": Measure("avg GB", False, names.column(names.AVG_MEMORY)),
+    "throughput_it_s": Measure("it/s", True, names.column(names.STEPS_PER_S)),
     "train_iter_pct": Measure("train iter %", False),
     "gpu_hours_pct": Measure("GPU hours %", False),
 }
@@ -83,10 +85,10 @@ def _table8_label(row: dict) -> str:
 
 
 def _c2_label(row: dict) -> str:
-    if row["method"] == "MeZO":
-        return "MeZO"
+    if row["method"] == BASELINE_ROW:
+        return BASELINE_ROW
     return {("no", "yes"): "DiZO no re-init", ("yes", "no"): "DiZO no clipping"}.get(
-        (row["reinit"], row["clipping"]), "DiZO")
+        (row["reinit"], row["clipping"]), DIZO_ROW)
 
 
 def _table9_column(task: str, measure: str) -> str:
@@ -108,9 +110,9 @@ SPECS: dict[str, Spec] = {
     "table9": Spec("table9", measures=("test", "gpu_hours_pct"), paper_column=_table9_column),
     "ablation-c2": Spec("ablation-c2", label=_c2_label),
     "table12": Spec("table12_13", label=lambda r: r["method"] if r["model"] == "Llama3-3B" else None,
-                    groups=(("MeZO", "DiZO"),)),
+                    groups=((BASELINE_ROW, DIZO_ROW),)),
     "table13": Spec("table12_13", label=lambda r: r["method"] if r["model"] == "Llama3-8B" else None,
-                    groups=(("MeZO", "DiZO"),)),
+                    groups=((BASELINE_ROW, DIZO_ROW),)),
 }
 DEFAULT_SPEC = Spec(paper="")  # experiments without a paper table (demo): ours only
 
@@ -146,11 +148,11 @@ def _mean_std(values: list[float]) -> Value:
 
 
 def _relative_values(runs: pd.DataFrame, measure: str) -> dict[tuple[str, str], list[float]]:
-    """Per (row, task): each seed's percentage of MeZO's (same task and seed; MeZO's first seed when that
-    seed is missing). inf where the run never reached the target."""
+    """Per (row, task): each seed's percentage of the baseline's (MeZO: same task and seed, its first seed
+    when that seed is missing). inf where the run never reached the target."""
     out: dict[tuple[str, str], list[float]] = {}
     for task, by_task in runs.groupby("task"):
-        mezo = {int(r["seed"]): curve(r) for _, r in by_task[by_task["row"] == "MeZO"].iterrows()}
+        mezo = {int(r["seed"]): curve(r) for _, r in by_task[by_task["row"] == BASELINE_ROW].iterrows()}
         mezo = {seed: c for seed, c in mezo.items() if c is not None}
         if not mezo:
             continue
@@ -289,8 +291,8 @@ def compare(t: Table) -> pd.DataFrame:
             if ours is None and paper is None:
                 continue
             diff = ours.mean - paper.mean if ours and paper and not math.isinf(ours.mean) else float("nan")
-            outside = bool(diff == diff and paper.std is not None and abs(diff) > paper.std)
+            outside = bool(not math.isnan(diff) and paper.std is not None and abs(diff) > paper.std)
             records.append({"method": row, "column": t.header(column), "paper": fmt(paper), "ours": fmt(ours),
-                            "diff": MISSING if diff != diff else f"{diff:+.1f}",
+                            "diff": MISSING if math.isnan(diff) else f"{diff:+.1f}",
                             "outside paper spread": "*" if outside else ""})
     return pd.DataFrame(records)

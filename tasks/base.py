@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 Row = dict
 Kind = Literal["causal", "masked"]

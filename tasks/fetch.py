@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from benchmark.cache import build_once, cache_root
-from benchmark.errors import BenchmarkError
+from benchmark.core.cache import build_once, cache_root
+from benchmark.core.errors import BenchmarkError
 
 Extract = Callable[[tarfile.TarFile], bytes]  # the sdist, opened -> the file's bytes
 

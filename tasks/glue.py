@@ -4,10 +4,10 @@ with LM-BFF's templates for RoBERTa (Table 3). Test comes from the split LM-BFF 
 """
 from __future__ import annotations
 
-from benchmark.registry import register_task
 from tasks import templates as T
 from tasks.base import Task
 from tasks.hub import hf_pools
+from tasks.registry import register_task
 
 SST2_WORDS = ("terrible", "great")
 SST5_WORDS = ("terrible", "bad", "okay", "good", "great")

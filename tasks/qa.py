@@ -2,10 +2,10 @@
 Rows without a gold answer are dropped (MeZO asserts there are none)."""
 from __future__ import annotations
 
-from benchmark.registry import register_task
 from tasks import templates as T
 from tasks.base import Task
 from tasks.hub import hf_pools
+from tasks.registry import register_task
 
 register_task("squad")(Task(
     name="squad", description="SQuAD v1.1 extractive QA, generated answer, token F1 (87,599 train, 10,570 validation)",

@@ -11,12 +11,12 @@ import bisect
 import random
 from functools import lru_cache
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import register_task
+from benchmark.core.errors import BenchmarkError
 from tasks import templates as T
 from tasks.base import Pools, Row, Task
 from tasks.fetch import nested, pip_sdist_file
 from tasks.glue import SST2_WORDS, SST5_WORDS
+from tasks.registry import register_task
 
 SOURCE = "vaderSentiment==3.3.2"
 FILENAME = "movieReviewSnippets_GroundTruth.txt"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from tasks.base import Example, Pools, Render, Splits, Task
 
 TEST_SEED = 0

@@ -1,9 +1,9 @@
 """`benchmark show-task`: rendered prompts with candidates and gold, to check a template by eye."""
 from __future__ import annotations
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import TASKS
+from benchmark.core.errors import BenchmarkError
 from tasks.base import KINDS, Example, Kind
+from tasks.registry import TASKS
 from tasks.sampling import sample_splits
 
 MASK = "<mask>"

@@ -5,10 +5,10 @@ validation split is smaller than 1000 rows the whole split is the test set.
 """
 from __future__ import annotations
 
-from benchmark.registry import register_task
 from tasks import templates as T
 from tasks.base import Sizes, Task
 from tasks.hub import hf_pools
+from tasks.registry import register_task
 
 SUPERGLUE = "aps/super_glue"  # the hub's current home of MeZO's load_dataset("super_glue", ...)
 

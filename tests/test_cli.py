@@ -1,16 +1,18 @@
 """The CLI as a user meets it: one clear error line before any work, and a real run into MLflow."""
 import os
+import signal
 import subprocess
-import sys
+import time
 
 import pytest
 
-BENCH = [sys.executable, "-m", "benchmark.cli"]
+from tests.helpers import BENCH, bench
 
 
-def bench(*args: str, tmp_path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **(env or {})}
-    return subprocess.run([*BENCH, *args], capture_output=True, text=True, env=full_env, timeout=600)
+@pytest.fixture(autouse=True)
+def store(tmp_path, monkeypatch):
+    """Every command here records into the test's own MLflow store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -33,7 +35,7 @@ def bench(*args: str, tmp_path, env: dict | None = None) -> subprocess.Completed
     (["show-task", "rt-polarity", "--split", "val"], "--split 'val': expected train, dev or test"),
 ])
 def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
-    proc = bench(*args, tmp_path=tmp_path)
+    proc = bench(*args)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -41,27 +43,38 @@ def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # failed before touching the store
 
 
+def test_unreachable_dataset_hub_fails_in_one_line_at_once(tmp_path):
+    began = time.time()
+    proc = bench("run", "mezo", "sst2", "--model", "tiny-random-llama", "--steps", "1",
+                 env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "", "ZOBENCH_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: task sst2: the dataset hub 127.0.0.1:9 is unreachable"), lines
+    assert time.time() - began < 20  # datasets alone retries for ~23 s, after ~10 s of start-up
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 @pytest.mark.parametrize("command", [
     ("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "1"), ("report", "table4"),
 ])
 def test_unreachable_tracking_server_fails_in_one_line(tmp_path, command):
-    proc = bench(*command, tmp_path=tmp_path, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    proc = bench(*command, env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: MLflow tracking store http://127.0.0.1:9 is unreachable")
 
 
 def test_list_shows_registered_names(tmp_path):
-    out = bench("list", "methods", tmp_path=tmp_path).stdout
+    out = bench("list", "methods").stdout
     names = [line.split()[0] for line in out.splitlines()]
     assert names == sorted(names) and {"ft", "mezo", "hizoo", "dizo", "zero-shot", "dizo-fo-lora"} <= set(names)
-    assert "smollm2-135m" in bench("list", "models", tmp_path=tmp_path).stdout
+    assert "smollm2-135m" in bench("list", "models").stdout
 
 
 def test_run_records_the_mlflow_contract(tmp_path):
     proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "4", "--seed", "3",
                  "--experiment", "cli-test", "--quiet", "--set", "num_train=16", "num_dev=8", "num_test=8",
-                 "--set", "eval_every=2", "--set", "batch_size=4", tmp_path=tmp_path)
+                 "--set", "eval_every=2", "--set", "batch_size=4")
     assert proc.returncode == 0, proc.stderr
     assert "mezo rt-polarity tiny-random-llama seed=3: dev" in proc.stdout
 
@@ -89,7 +102,7 @@ def test_run_records_the_mlflow_contract(tmp_path):
     dev_steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "eval/dev_score")]
     assert dev_steps == [0, 2, 4]
 
-    report = bench("report", "cli-test", "--out", str(tmp_path / "reports"), tmp_path=tmp_path)
+    report = bench("report", "cli-test", "--out", str(tmp_path / "reports"))
     assert report.returncode == 0, report.stderr
     assert "| mezo | rt-polarity | mezo | tiny-random-llama |" in report.stdout
     assert (tmp_path / "reports" / "cli-test" / "summary.csv").is_file()
@@ -99,7 +112,7 @@ def test_perf_json_reports_every_field(tmp_path):
     import json
 
     proc = bench("perf", "--model", "tiny-random-llama", "--methods", "mezo-reference", "mezo", "dizo",
-                 "--steps", "1", "--batch-size", "4", "--json", tmp_path=tmp_path)
+                 "--steps", "1", "--batch-size", "4", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert list(rows) == ["mezo-reference", "mezo", "dizo"]
@@ -112,11 +125,40 @@ def test_perf_json_reports_every_field(tmp_path):
 
 
 def test_show_task_prints_rendered_prompts_candidates_and_gold(tmp_path):
-    proc = bench("show-task", "rt-polarity", "--n", "2", tmp_path=tmp_path)
+    proc = bench("show-task", "rt-polarity", "--n", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("--- test example") == 2 and proc.stdout.count(" It was\n") == 2
     assert proc.stdout.count("candidates (* gold):") == 2 and "' terrible'" in proc.stdout
-    masked = bench("show-task", "rt-5way", "--model", "tiny-random-roberta", "--n", "1", tmp_path=tmp_path).stdout
+    masked = bench("show-task", "rt-5way", "--model", "tiny-random-roberta", "--n", "1").stdout
     assert "It was<mask>." in masked and "' okay'" in masked
-    review = bench("show-task", "rt-polarity", "--template", "review", "--n", "1", tmp_path=tmp_path).stdout
+    review = bench("show-task", "rt-polarity", "--template", "review", "--n", "1").stdout
     assert "Review: " in review and "\nSentiment:\n" in review and "' positive'" in review
+
+
+def test_ctrl_c_ends_a_run_killed_interrupted_in_one_line(tmp_path):
+    """As in a study: the run stops between steps, its MLflow run ends KILLED with reason `interrupted`
+    (the steps so far recorded), one line says so, exit 130."""
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.MlflowClient().search_experiments()  # create the store's schema here, not racing the child's migration
+    proc = subprocess.Popen([*BENCH, "run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "100000",
+                             "--quiet", "--set", "num_train=16", "num_dev=8", "num_test=8", "batch_size=4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if mlflow.search_runs(search_all_experiments=True, output_format="list"):
+                time.sleep(3)  # some steps in
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    ours = [line for line in err.splitlines() if " INFO " not in line]  # MLflow's own start-up log lines aside
+    assert ours == ["interrupted: stopping after this step (Ctrl-C again to stop now)"], err[-2000:]
+    run, = mlflow.search_runs(experiment_names=["adhoc"], output_format="list")
+    assert (run.info.status, run.data.tags.get("reason")) == ("KILLED", "interrupted")
+    assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "train/loss")  # the steps so far are kept

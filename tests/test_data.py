@@ -1,11 +1,11 @@
 """Task data: the real offline corpus, the sampler's guarantees, and clear errors on bad files."""
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import TASKS
+from benchmark.core.errors import BenchmarkError
 from tasks import rt_polarity
+from tasks.registry import TASKS
 from tasks.sampling import sample_splits
-from tests.conftest import toy_render, toy_task
+from tests.helpers import toy_render, toy_task
 
 
 def test_rt_polarity_is_the_real_corpus_with_balanced_labels():

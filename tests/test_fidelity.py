@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from benchmark.scoring import classification_loss
-from tests.conftest import toy_examples
-from tests.test_methods import Loop, make, tiny
+from tests.helpers import Loop, make, tiny, toy_examples
 
 M64 = (1 << 64) - 1
 

@@ -1,70 +1,52 @@
 """Every method of the paper: the properties that make each one what it claims to be."""
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from benchmark.config import apply_overrides, validate
-from benchmark.errors import BenchmarkError
-from benchmark.models import load_model
-from benchmark.registry import METHODS
-from benchmark.runner import batch_indices
-from benchmark.scoring import Encoder, classification_loss
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.settings import apply_overrides, validate
 from methods.layers import find_modules
-from tests.conftest import CPU, toy_examples
+from methods.registry import METHODS
+from tests.helpers import LORA, SETTINGS, TRAINED, Loop, make, params_of, tiny
 
-TRAINED = ["ft", "lora", "mezo", "mezo-lora", "hizoo", "hizoo-lora", "dizo", "dizo-lora", "dizo-fo", "dizo-fo-lora"]
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_registered_method_declares_its_contract(name):
+    """What the harness asks a method instead of parsing its name: valid, documented hyperparameters
+    and the three declarations, consistent with each other."""
+    cls = METHODS.get(name)
+    assert dataclasses.is_dataclass(cls.Hparams)
+    assert all(f.metadata.get("help") for f in dataclasses.fields(cls.Hparams)), name
+    validate(cls.Hparams())  # the defaults are valid settings
+    assert all(isinstance(flag, bool) for flag in (cls.first_order, cls.trains, cls.projects)), name
+    assert cls.trains or not (cls.first_order or cls.projects), name  # nothing trains, nothing to declare
+    fields = {f.name for f in dataclasses.fields(cls.Hparams)}
+    assert cls.projects == ("projection_interval" in fields) == callable(getattr(cls, "project", None)), name
+
+
+def test_every_trained_method_has_toy_settings():
+    assert set(TRAINED) == set(SETTINGS), "add the new method's toy learning rate to tests/helpers.py SETTINGS"
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_a_step_does_what_the_method_declares(name):
+    """first_order: gradients reach the trained weights (and only then); projects: the step that ends
+    an interval adds exactly the projection's forward passes."""
+    cls = METHODS.get(name)
+    loaded = tiny()
+    trainer = make(name, loaded.model, **({"projection_interval": "2"} if cls.projects else {}))
+    loop = Loop(loaded)
+    first = trainer.step(0, loop.loss_fn(), loop.loss_fn).forward_passes
+    grads = [p.grad for p in loaded.model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) if cls.first_order else all(g is None for g in grads), name
+    second = trainer.step(1, loop.loss_fn(), loop.loss_fn).forward_passes
+    assert second - first == (trainer.projection_passes() if cls.projects else 0), (name, first, second)
+
+
 STEPS_ZO = 250  # full batch, seed 0: every ZO method's loss ratio is 0.23-0.40 (full weights), 0.68-0.76 (LoRA)
-# learning rates under which 300 steps (ZO) or 30 steps (FO) visibly learn the toy rule on the tiny model
-SETTINGS = {
-    "ft": {"lr": "1e-3"}, "lora": {"lr": "1e-2"},
-    "mezo": {"lr": "2e-3"}, "hizoo": {"lr": "2e-3"}, "dizo": {"lr": "2e-3", "projection_interval": "20"},
-    "dizo-fo": {"lr": "2e-3", "projection_interval": "20"},
-    "mezo-lora": {"lr": "1e-1"}, "hizoo-lora": {"lr": "1e-1"},
-    "dizo-lora": {"lr": "1e-1", "projection_interval": "20"}, "dizo-fo-lora": {"lr": "1e-1", "projection_interval": "20"},
-}
-
-
-def make(method: str, model: nn.Module, seed: int = 0, **sets: str):
-    cls = METHODS.get(method)
-    hp = cls.Hparams()
-    apply_overrides([hp], {**SETTINGS.get(method, {}), **sets})
-    validate(hp)
-    torch.manual_seed(seed)  # LoRA's A is initialised from the global RNG, as the runner seeds it
-    return cls(hp, model, lambda step: 1.0, seed)
-
-
-class Loop:
-    """Drives a method over the toy examples the way the runner does."""
-
-    def __init__(self, loaded, n: int = 32, batch_size: int = 8, seed: int = 0):
-        self.loaded = loaded
-        self.examples = toy_examples(n)
-        self.encoder = Encoder(loaded.tokenizer, 128, CPU, masked=loaded.kind == "masked")
-        self.batches = batch_indices(n, batch_size, seed)
-
-    def loss_fn(self):
-        batch = self.encoder.collate([self.examples[i] for i in next(self.batches)])
-        return lambda: classification_loss(self.loaded.model, batch)
-
-    def run(self, trainer, steps: int, start: int = 0) -> list[float]:
-        losses = []
-        for step in range(start, start + steps):
-            self.loaded.model.train(trainer.train_mode)
-            losses.append(trainer.step(step, self.loss_fn(), self.loss_fn).loss)
-        return losses
-
-    def mean_loss(self) -> float:
-        self.loaded.model.eval()
-        with torch.no_grad():
-            return classification_loss(self.loaded.model, self.encoder.collate(self.examples)).item()
-
-
-def tiny(arch: str = "llama"):
-    return load_model(f"tiny-random-{arch}", CPU, torch.float32)
-
-
-def params_of(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+STEPS_FO = 30
 
 
 @pytest.mark.parametrize("method", TRAINED)
@@ -78,12 +60,12 @@ def test_every_method_lowers_the_training_loss(method):
     loop = Loop(loaded, n=16, batch_size=16)
     trainer = make(method, loaded.model)
     before = loop.mean_loss()
-    loop.run(trainer, 30 if method in ("ft", "lora") else STEPS_ZO)
+    loop.run(trainer, STEPS_FO if METHODS.get(method).first_order else STEPS_ZO)
     after = loop.mean_loss()
     assert after < 0.95 * before, (before, after)
 
 
-@pytest.mark.parametrize("method", ["lora", "mezo-lora", "hizoo-lora", "dizo-lora", "dizo-fo-lora"])
+@pytest.mark.parametrize("method", LORA)
 def test_lora_variants_change_only_adapter_weights(method):
     loaded = tiny("opt")
     trainer = make(method, loaded.model)

@@ -1,7 +1,7 @@
 """The paper's numbers ship with the project and parse: every cell is a number, 'mean (std)' or empty."""
 import pytest
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from reports.paper import TABLES, Value, parse_cell, table
 
 
@@ -42,7 +42,7 @@ def test_table4_is_the_papers():
 ])
 def test_experiment_rows_are_the_papers_rows(experiment, paper, column):
     """Reports join ours to the paper's by row label: the experiment must use the paper's labels."""
-    from benchmark.registry import EXPERIMENTS
+    from benchmark.experiments.registry import EXPERIMENTS
 
     labels = {row.label for row in EXPERIMENTS.get(experiment).rows}
     published = set(table(paper)[column])

@@ -1,12 +1,15 @@
 """Paper tables, figures and the index page from a fixture MLflow store built here through the real
 MLflow API: rows, columns, values, bold cells, relative columns, ours-vs-paper, missing cells,
 provenance; and no torch on the way."""
+import functools
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from benchmark.experiments.registry import EXPERIMENTS
+from benchmark.study.storage import preset_studies
 from reports import report, tables
 
 OPT = "facebook/opt-2.7b"
@@ -75,7 +78,7 @@ def test_table4_rows_columns_values_bold_and_missing(store):
         row("HiZOO", "sst2", 0.99, tags={"final": "false"}),  # a grid trial, not a final run: ignored
         row("HiZOO", "rte", 0.99, status="FAILED"),  # failed: ignored
     ])
-    report.report("table4", "reports", "paper")
+    report.report(EXPERIMENTS.get("table4"), "reports", "paper")
     folder = store / "reports" / "table4" / "paper"
     md = (folder / "table.md").read_text()
     header, cells = body(md)
@@ -97,7 +100,7 @@ def test_table3_marks_ours_outside_the_papers_spread(store):
                         for s, v in enumerate((0.80, 0.81, 0.79))]
              + [row("DiZO k=16", "sst2", v, s, tags={"model": "FacebookAI/roberta-large"})
                 for s, v in enumerate((0.92, 0.925, 0.915))])
-    report.report("table3", "reports", "paper")
+    report.report(EXPERIMENTS.get("table3"), "reports", "paper")
     compare = (store / "reports" / "table3" / "paper" / "compare.csv").read_text().splitlines()
     mezo = next(line for line in compare if line.startswith("MeZO k=16,SST-2"))
     dizo = next(line for line in compare if line.startswith("DiZO k=16,SST-2"))
@@ -112,7 +115,7 @@ def test_table6_one_table_per_task_with_memory_speed_and_percent_of_mezo(store):
         trained("DiZO", "rte", [0.5, 0.7, 0.8, 0.8, 0.81], 1.6, **{"perf/peak_memory_gb": 8.0, "perf/avg_memory_gb": 7.5}),
         trained("HiZOO", "rte", [0.5, 0.55, 0.6, 0.6, 0.6], 1.0, **{"perf/peak_memory_gb": 12.0}),  # never reaches
     ])
-    report.report("table6", "reports", "paper")
+    report.report(EXPERIMENTS.get("table6"), "reports", "paper")
     folder = store / "reports" / "table6" / "paper"
     header, cells = body((folder / "table-rte.md").read_text())
     assert header == "| method | peak GB | avg GB | it/s | train iter % | GPU hours % |"
@@ -164,7 +167,8 @@ def test_figures_index_and_provenance(store):
         study.add_trial(optuna.trial.create_trial(
             params={"lr": lr}, distributions={"lr": optuna.distributions.CategoricalDistribution(["1e-6", "1e-7"])},
             value=value))
-    out = report.report("table4", "reports", "paper")
+    table4 = EXPERIMENTS.get("table4")
+    out = report.report(table4, "reports", "paper", functools.partial(preset_studies, table4, storage_url=None))
     folder = store / "reports" / "table4" / "paper"
     figures = ["figure1_drift", "figure2_loss", "figure2_ratio_at_bound", "figure4_convergence",
                "optuna/table4_paper_facebook_opt-2.7b_sst2_MeZO"]
@@ -189,7 +193,7 @@ def test_figure5_ablation(store):
     log_runs("ablation-c2", [{**trained(label, task, [0.5, 0.6], 1.0, seed, loss=0.001 * (i + 1)),
                               "test": 0.6 + 0.05 * i + 0.01 * (seed == 21)}
                              for i, label in enumerate(rows) for task in ("sst2", "snli") for seed in (13, 21)])
-    report.report("ablation-c2", "reports", "paper")
+    report.report(EXPERIMENTS.get("ablation-c2"), "reports", "paper")
     folder = store / "reports" / "ablation-c2" / "paper"
     for suffix in (".png", ".pdf"):
         assert (folder / f"figure5_ablation{suffix}").stat().st_size > 5_000
@@ -200,10 +204,16 @@ def test_figure5_ablation(store):
 
 def test_reports_never_import_torch(store):
     log_runs("table4", [row("MeZO", "sst2", 0.9)])
-    code = ("import sys; from reports import report; report.report('table4', 'reports', 'paper'); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; from benchmark.experiments.registry import EXPERIMENTS; from reports import report; "
+            "report.report(EXPERIMENTS.get('table4'), 'reports', 'paper'); assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=store)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # the CLI's path too (it also reads the Optuna storage): every module it imported, from -X importtime
+    cli = subprocess.run([sys.executable, "-X", "importtime", "-m", "benchmark.cli", "report", "table4", "--preset",
+                          "paper"], capture_output=True, text=True, cwd=store)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in cli.stderr.splitlines() if line.startswith("import time:")}
+    assert "reports.report" in imported and "torch" not in imported
 
 
 def test_convergence_relative_to_mezo():

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import EXPERIMENTS
-from benchmark.study import open_storage
+from benchmark.experiments.registry import EXPERIMENTS
+from benchmark.study.storage import open_storage
+from tests.helpers import bench
 
 VENV_BIN = Path(sys.executable).parent
-BENCH = [sys.executable, "-m", "benchmark.cli"]
 
 
 def free_port() -> int:
@@ -54,14 +54,10 @@ def start_mlflow(backend: str, tmp: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError("mlflow server did not start: " + (tmp / "mlflow-server.log").read_text()[-2000:])
 
 
-def run_bench(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=900, env={**os.environ, **env})
-
-
 def test_mlflow_ui_serves_our_runs_over_rest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = run_bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "2", "--experiment",
+    proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "2", "--experiment",
                      "ui-test", "--quiet", "--set", "num_train=8", "num_dev=4", "num_test=4", "batch_size=4",
                      env={"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 0, proc.stderr
@@ -124,14 +120,14 @@ def test_two_worker_study_on_postgresql_with_an_mlflow_server(postgres, tmp_path
     try:
         env = {"MLFLOW_TRACKING_URI": base}
         storage_url = f"{postgres}/optuna"
-        proc = run_bench("study", "demo", "--preset", "smoke", "--workers", "2", "--storage", storage_url, env=env)
+        proc = bench("study", "demo", "--preset", "smoke", "--workers", "2", "--storage", storage_url, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         storage = open_storage(storage_url)
         for cell in EXPERIMENTS.get("demo").cells("smoke"):
             trials = optuna.load_study(study_name=cell.name, storage=storage).get_trials()
             assert sorted(str(t.params) for t in trials) == sorted(str(p) for p in cell.points())
             assert {t.state.name for t in trials} == {"COMPLETE"}
-        doctor = run_bench("doctor", "demo", "--storage", storage_url, env=env)
+        doctor = bench("doctor", "demo", "--storage", storage_url, env=env)
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         experiment = rest(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=demo")["experiment"]
         runs = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]],
@@ -145,7 +141,7 @@ def test_two_worker_study_on_postgresql_with_an_mlflow_server(postgres, tmp_path
 def test_optuna_dashboard_serves_the_study_journal(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     journal = tmp_path / "demo.journal"
-    proc = run_bench("study", "demo", "--preset", "smoke", "--storage", str(journal),
+    proc = bench("study", "demo", "--preset", "smoke", "--storage", str(journal),
                      env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     port = free_port()

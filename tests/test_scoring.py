@@ -6,7 +6,7 @@ from benchmark.models import load_model
 from benchmark.scoring import Encoder, answer_loss, candidate_scores, evaluate, generate
 from tasks.base import Example
 from tasks.metrics import best, token_f1
-from tests.conftest import CPU, toy_examples
+from tests.helpers import CPU, toy_examples
 
 
 def naive_scores(model, tokenizer, example):

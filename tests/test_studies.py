@@ -6,19 +6,19 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.experiments.base import Experiment, Row
 from benchmark.experiments.presets import smoke
-from benchmark.registry import EXPERIMENTS
-from benchmark.study import open_storage, study
-
-BENCH = [sys.executable, "-m", "benchmark.cli"]
+from benchmark.experiments.registry import EXPERIMENTS
+from benchmark.study.run import study
+from benchmark.study.storage import open_storage
+from benchmark.study.trials import trial_config
+from tests.helpers import BENCH, bench
 
 
 @pytest.fixture
@@ -27,10 +27,6 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)
     return tmp_path / "study.journal"
-
-
-def bench(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=600, env=dict(os.environ), **kw)
 
 
 def trials_by_study(journal) -> dict:
@@ -247,3 +243,17 @@ def test_enqueue_only_then_external_workers_finish_grid_and_finals(store):
     again = bench("study", "demo", "--preset", "smoke", "--storage", str(store))  # resumes: nothing left to run
     assert again.returncode == 0 and "FT: 2 complete, 0 pruned, 0 fail" in again.stdout
     assert len(mlflow_runs("demo")) == 3 + 5 + 3  # parents, grid trials, finals: nothing ran twice
+
+
+def test_each_cell_takes_the_step_budget_its_method_declares():
+    """First-order rows get the preset's fo_steps, the rest zo_steps, from each method's `first_order`
+    (the name parsing this replaces split "zero-shot" into "zero" and gave it the ZO budget); zero-shot's
+    trials then train none, and their record says so."""
+    table6, table4 = EXPERIMENTS.get("table6"), EXPERIMENTS.get("table4")
+    preset = table6.preset("offline")
+    assert preset.fo_steps != preset.zo_steps
+    steps = {c.row.method: c.steps for c in table6.cells("offline")}
+    assert {m for m, s in steps.items() if s == preset.fo_steps} == {"ft", "lora"}
+    assert steps["dizo-fo"] == steps["mezo-lora"] == preset.zo_steps
+    zero_shot = next(c for c in table4.cells("offline") if c.row.method == "zero-shot")
+    assert trial_config(zero_shot, {})[0].steps == 0

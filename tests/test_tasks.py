@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.registry import TASKS
+from benchmark.core.errors import BenchmarkError
 from tasks.base import Example
 from tasks.metrics import best, exact_match, normalize_answer, token_f1
+from tasks.registry import TASKS
 from tasks.sampling import sample_splits
 from tests.hf_rows import ROWS, SPLITS
 

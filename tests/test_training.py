@@ -1,37 +1,29 @@
 """The runner loop on a tiny model: determinism, learning, best-on-dev selection."""
-import dataclasses
 import math
 
 import pytest
 import torch
 
+from benchmark.core import names
 from benchmark.models import load_model
-from benchmark.registry import METHODS
-from benchmark.runner import Diverged, batch_indices, build_run, train
+from benchmark.runner import Diverged, batch_indices, build_run, sample, train
 from benchmark.scoring import Encoder, classification_loss
-from tasks.sampling import sample_splits
-from tasks.base import Example, Splits
-from tests.conftest import CPU, toy_render, toy_task
-from tests.test_methods import SETTINGS as METHOD_SETTINGS, TRAINED
-
-SETTINGS = {
-    "mezo": {"lr": "2e-3", "eps": "1e-3"},
-    "ft": {"lr": "1e-3"},
-}
+from methods.hizoo import HiZOO
+from methods.registry import METHODS
+from tests.helpers import CPU, SETTINGS, TRAINED
 
 
-def configure(method: str, steps: int, **extra: str):
-    sets = {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8", "eval_every": "5",
-            **SETTINGS[method], **extra}
-    cfg, hp = build_run(method, "rt-polarity", sets, model="tiny-random-llama", steps=steps)
-    return cfg, hp
+def configure(method: str, steps: int, model: str = "tiny-random-llama", seed: int = 0, task: str = "toy",
+              **extra: str):
+    """A run's configs for a toy task (tests/helpers.py registers them), built as `benchmark run` builds them."""
+    sets = {"batch_size": "8", "eval_every": "5", **SETTINGS.get(method, {}), **extra}
+    return build_run(method, task, sets, model=model, steps=steps, seed=seed)
 
 
 def run_tiny(method: str, steps: int, seed: int = 0, **extra: str):
-    cfg, hp = configure(method, steps, **extra)
-    cfg = dataclasses.replace(cfg, seed=seed)
-    splits = sample_splits(toy_task(), toy_render, seed, cfg.num_train, cfg.num_dev, cfg.num_test)
-    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    cfg, hp = configure(method, steps, seed=seed, **extra)
+    _, _, splits = sample(cfg)
+    loaded = load_model(cfg.model, CPU, torch.float32)
     return train(cfg, hp, loaded, splits, CPU, progress=False), loaded, splits
 
 
@@ -53,14 +45,14 @@ def test_same_seed_gives_identical_losses(method):
 @pytest.mark.parametrize("method,steps", [("mezo", 150), ("ft", 30)])
 def test_training_lowers_the_training_loss(method, steps):
     cfg, hp = configure(method, steps)
-    examples = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test).train
-    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    examples = sample(cfg)[2].train
+    loaded = load_model(cfg.model, CPU, torch.float32)
     model = loaded.model
     trainer = METHODS.get(method)(hp, model, lambda step: 1.0, 0)
     encoder = Encoder(loaded.tokenizer, 128, CPU)
     before = mean_loss(loaded, examples)
     for step, idx in zip(range(steps), batch_indices(len(examples), cfg.batch_size, 0)):
-        model.train(trainer.train_mode)
+        model.train(trainer.first_order)
         batch = encoder.collate([examples[i] for i in idx])
         trainer.step(step, lambda: classification_loss(model, batch))
     after = mean_loss(loaded, examples)
@@ -93,10 +85,10 @@ def test_batches_cover_every_example_each_epoch():
 
 
 def test_zero_shot_scores_without_training():
-    cfg, hp = build_run("zero-shot", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16"},
-                        model="tiny-random-llama", steps=50)
-    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
-    loaded = load_model("tiny-random-llama", CPU, torch.float32)
+    cfg, hp = configure("zero-shot", 50)
+    assert cfg.steps == 0  # its record says it trained none (MLflow param `steps`)
+    _, _, splits = sample(cfg)
+    loaded = load_model(cfg.model, CPU, torch.float32)
     before = {n: p.clone() for n, p in loaded.model.named_parameters()}
     result = train(cfg, hp, loaded, splits, CPU, progress=False)
     assert result.forward_passes == 0 and result.losses == [] and result.best_step == 0
@@ -109,49 +101,41 @@ def test_zero_shot_scores_without_training():
 def test_every_method_runs_on_a_masked_lm(method):
     """Table 3's path: RoBERTa-style model, candidates read at the mask, through the real loop
     (DiZO projects twice, on RoBERTa's query/value layers)."""
-    sets = {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8", "eval_every": "2",
-            **METHOD_SETTINGS.get(method, {}), **({"projection_interval": "2"} if "dizo" in method else {})}
-    cfg, hp = build_run(method, "rt-polarity", sets, model="tiny-random-roberta", steps=4)
-    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
-    loaded = load_model("tiny-random-roberta", CPU, torch.float32)
+    cls = METHODS.get(method)
+    cfg, hp = configure(method, 4, model="tiny-random-roberta", eval_every="2",
+                        **({"projection_interval": "2"} if cls.projects else {}))
+    _, _, splits = sample(cfg)
+    loaded = load_model(cfg.model, CPU, torch.float32)
     assert loaded.kind == "masked"
     logged: dict[int, dict[str, float]] = {}
     result = train(cfg, hp, loaded, splits, CPU, on_metrics=lambda m, s: logged.setdefault(s, {}).update(m),
                    progress=False)
-    assert len(result.losses) == (0 if method == "zero-shot" else 4)
+    assert len(result.losses) == (4 if cls.trains else 0)
     assert all(math.isfinite(x) for x in result.losses) and 0.0 <= result.test <= 1.0
-    assert (result.forward_passes > 0) == (method != "zero-shot")
-    if method.startswith("hizoo"):  # the scale spread at every evaluation, step 0 included
-        assert all("hizoo/scale_median" in logged[s] for s in (0, 2, 4)), logged
-    if method.startswith("dizo"):  # each round's diagnostics at its step
-        assert {"dizo/ratio_at_bound", "dizo/ts_mean", "dizo/loss_after"} <= set(logged[2]), logged[2]
-
-
-def qa_examples(n: int, offset: int = 0) -> list[Example]:
-    return [Example(f"Passage: the code is {i % 7}.\nQuestion: what is the code?\nAnswer:", (f" {i % 7}\n",), 0,
-                    answers=(str(i % 7),)) for i in range(offset, offset + n)]
+    assert (result.forward_passes > 0) == cls.trains
+    if issubclass(cls, HiZOO):  # the scale spread at every evaluation, step 0 included
+        assert all(names.HIZOO_SCALE_MEDIAN in logged[s] for s in (0, 2, 4)), logged
+    if cls.projects:  # each round's diagnostics at its step
+        assert {names.DIZO_RATIO_AT_BOUND, names.DIZO_TS_MEAN, names.DIZO_LOSS_AFTER} <= set(logged[2]), logged[2]
 
 
 def test_generation_task_trains_on_the_answer_and_reports_f1_and_em():
-    cfg, hp = build_run("ft", "squad", {"num_train": "16", "num_dev": "8", "num_test": "8", "batch_size": "4",
-                                        "eval_every": "5", "lr": "1e-3"}, model="tiny-random-llama", steps=10)
-    splits = Splits(train=qa_examples(16), dev=qa_examples(8, 16), test=qa_examples(8, 24))
-    loaded = load_model("tiny-random-llama", CPU, torch.float32)
-    result = train(cfg, hp, loaded, splits, CPU, progress=False, generation=True)
+    cfg, hp = configure("ft", 10, task="toy-qa", batch_size="4")
+    task, _, splits = sample(cfg)
+    loaded = load_model(cfg.model, CPU, torch.float32)
+    result = train(cfg, hp, loaded, splits, CPU, progress=False, generation=task.generation)
     assert result.losses[-1] < result.losses[0]  # the answer tokens' LM loss falls
     assert set(result.test_extra) == {"exact_match"}
     assert 0.0 <= result.test_extra["exact_match"] <= result.test <= 1.0
-    assert "test/exact_match" in result.summary_metrics()
+    assert names.TEST_PREFIX + "exact_match" in result.summary_metrics()
 
 
 def test_layer_drift_is_logged_for_figure_1():
     """||theta_t - theta_0|| per projection and layer: zero before training, grown after, at each eval."""
-    cfg, hp = build_run("ft", "rt-polarity", {"num_train": "32", "num_dev": "16", "num_test": "16", "batch_size": "8",
-                                              "eval_every": "3", "lr": "1e-3", "log_drift": "true"},
-                        model="tiny-random-llama", steps=6)
-    splits = sample_splits(toy_task(), toy_render, 0, cfg.num_train, cfg.num_dev, cfg.num_test)
+    cfg, hp = configure("ft", 6, eval_every="3", log_drift="true")
+    _, _, splits = sample(cfg)
     logged: dict[int, dict] = {}
-    train(cfg, hp, load_model("tiny-random-llama", CPU, torch.float32), splits, CPU,
+    train(cfg, hp, load_model(cfg.model, CPU, torch.float32), splits, CPU,
           on_metrics=lambda m, step: logged.setdefault(step, {}).update(m), progress=False)
     keys = {k for k in logged[0] if k.startswith("drift/")}
     assert keys == {f"drift/{r}/{layer}" for r in "qkvo" for layer in (0, 1)}  # 2 layers, 4 projections

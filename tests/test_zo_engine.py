@@ -6,7 +6,7 @@ from benchmark.scoring import Encoder, classification_loss
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import ZOEngine
-from tests.conftest import CPU, toy_examples
+from tests.helpers import CPU, toy_examples
 
 
 def snapshot(model):

@@ -1,8 +1,8 @@
 """Appendix C.2 / Figure 5: DiZO without re-initialisation, without clipping (RoBERTa-large, k=16)."""
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import offline, smoke
+from benchmark.experiments.registry import register_experiment
 from benchmark.experiments.table7 import GRIDS, ROBERTA_SETS
-from benchmark.registry import register_experiment
 from tasks.sampling import KSHOT_SEEDS
 
 K16 = {"k": "16"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from methods.registry import METHODS
 
 Grid = dict[str, tuple[str, ...]]  # setting -> values, written as `--set` takes them
 
@@ -41,11 +42,18 @@ class Cell:
     model: str
     task: str
     row: Row
-    steps: int
+    zo_steps: int
+    fo_steps: int
     eval_every: int
     sets: dict[str, str]  # the preset's; a trial applies these, then its grid point, then the row's
     grid: Grid
     seeds: tuple[int, ...]
+
+    @property
+    def steps(self) -> int:
+        """The preset's first-order or zeroth-order budget, as the row's method declares itself
+        (looked up when asked: reports build cells without loading methods, and so torch)."""
+        return self.fo_steps if METHODS.get(self.row.method).first_order else self.zo_steps
 
     @property
     def name(self) -> str:
@@ -59,9 +67,6 @@ class Cell:
         """Every grid point, in a fixed order."""
         keys = sorted(self.grid)
         return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
-
-
-FIRST_ORDER = ("ft", "lora", "zero-shot")
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,6 @@ class Experiment:
         grids = {**self.grids, **(preset.grids or {})}
         cells = []
         for model, task, row in itertools.product(preset.models, preset.tasks, self.rows):
-            grid = grids.get(row.method, {})
-            steps = preset.fo_steps if row.method.split("-")[0] in FIRST_ORDER else preset.zo_steps
-            cells.append(Cell(self.name, preset_name, model, task, row, steps, preset.eval_every, dict(preset.sets), dict(grid),
-                              preset.seeds))
+            cells.append(Cell(self.name, preset_name, model, task, row, preset.zo_steps, preset.fo_steps,
+                              preset.eval_every, dict(preset.sets), dict(grids.get(row.method, {})), preset.seeds))
         return cells

@@ -1,7 +1,7 @@
 """`demo`: zero-shot, FT and MeZO on rt-polarity, as `make demo` runs them, as a study."""
 from benchmark.experiments.base import Experiment, Row
 from benchmark.experiments.presets import OFFLINE_GRIDS, offline, smoke
-from benchmark.registry import register_experiment
+from benchmark.experiments.registry import register_experiment
 
 register_experiment(Experiment(
     name="demo", description="Zero-shot, FT and MeZO on rt-polarity with smollm2-135m",

@@ -1,8 +1,8 @@
 """Table 3: RoBERTa-large, prompt-based (LM-BFF) k-shot fine-tuning, k = 16 and 512, 5 data seeds."""
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import offline, smoke
+from benchmark.experiments.registry import register_experiment
 from benchmark.experiments.table7 import GRIDS, ROBERTA_SETS
-from benchmark.registry import register_experiment
 from tasks.sampling import KSHOT_SEEDS
 
 METHODS = (("MeZO", "mezo"), ("MeZO LoRA", "mezo-lora"), ("DiZO", "dizo"), ("DiZO LoRA", "dizo-lora"),

@@ -1,8 +1,8 @@
 """Table 4: OPT-2.7B, 1000 training examples, 7 classification + 2 generation tasks, 9 method rows + zero-shot."""
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import offline, smoke
+from benchmark.experiments.registry import register_experiment
 from benchmark.experiments.table7 import GRIDS, OPT_SETS
-from benchmark.registry import register_experiment
 
 OPT_TASKS = ("sst2", "rte", "cb", "boolq", "wsc", "wic", "multirc", "squad", "drop")
 ROWS = (Row("Zero-shot", "zero-shot"), Row("FT", "ft"), Row("LoRA", "lora"), Row("MeZO", "mezo"),

@@ -4,8 +4,8 @@ Accuracy is not the point here: peak/average memory, throughput, iterations and 
 from the runs' `perf/*` metrics. One grid point per method (the paper's first Table 7 values)."""
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import offline, smoke
+from benchmark.experiments.registry import register_experiment
 from benchmark.experiments.table7 import GRIDS, OPT_SETS
-from benchmark.registry import register_experiment
 
 ROWS = (Row("FT", "ft"), Row("LoRA", "lora"), Row("DiZO-FO", "dizo-fo"), Row("DiZO-FO LoRA", "dizo-fo-lora"),
         Row("MeZO", "mezo"), Row("HiZOO", "hizoo"), Row("DiZO", "dizo"), Row("MeZO LoRA", "mezo-lora"),

@@ -1,9 +1,9 @@
 """Table 9: alternatives to DiZO's projection (learning-rate projection, theta_{t-1} base) vs MeZO and DiZO."""
 from benchmark.experiments.base import Experiment, Row
 from benchmark.experiments.presets import offline, smoke
+from benchmark.experiments.registry import register_experiment
 from benchmark.experiments.table4 import opt_paper
 from benchmark.experiments.table7 import GRIDS
-from benchmark.registry import register_experiment
 
 ROWS = (Row("MeZO", "mezo"), Row("LR projection", "dizo", {"projection_target": "lr"}),
         Row("theta_{t-1} projection", "dizo", {"projection_base": "previous"}), Row("DiZO", "dizo"))

@@ -1,0 +1,84 @@
+"""After a cell's search: its best trial becomes final and the preset's other seeds are enqueued
+with the same point, in `<cell>/final`; and the bookkeeping of what is done."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmark import tracking
+from benchmark.experiments.base import Cell
+from benchmark.study.liveness import STALE_S
+from benchmark.study.storage import TPE, existing_study, final_name, load, search_name
+
+
+def budget_left(study: Any) -> bool:
+    """A free-search study has started fewer trials than its budget (`trials`)."""
+    started = sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+    return started < study.user_attrs.get("trials", 0)
+
+
+def searched(storage: Any, cell: Cell) -> list[tuple[str, Any]]:
+    """(study name, trial) of the cell's grid and free-search trials; (name, None) while a free
+    search's budget is not spent."""
+    out = []
+    for name in (cell.name, search_name(cell)):
+        study = existing_study(storage, name)
+        if study is None:
+            continue
+        out += [(name, t) for t in study.get_trials(deepcopy=False)]
+        if name.endswith(TPE) and budget_left(study):
+            out.append((name, None))
+    return out
+
+
+def enqueue_finals(storage: Any, cell: Cell) -> bool:
+    """Once a cell's search is done: tag its best trial final and enqueue the preset's other seeds
+    with the same point, in `<cell>/final`. Creating that study is the claim: exactly one process
+    wins it (the storage refuses a duplicate name), so seeds are enqueued once. False while the
+    search is unfinished, has no completed trial, or another process holds the claim."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = searched(storage, cell)
+    if any(t is None or t.state in (TrialState.WAITING, TrialState.RUNNING) for _, t in trials):
+        return False
+    done = [(name, t) for name, t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return False
+    try:
+        final = optuna.create_study(study_name=final_name(cell), storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        final = load(storage, final_name(cell))
+        if final.user_attrs.get("enqueued"):
+            return False
+        if time.time() - final.user_attrs.get("claimed", 0) < STALE_S:
+            return False  # another process is enqueueing right now
+    final.set_user_attr("claimed", time.time())
+    name, best = max(done, key=lambda pair: pair[1].value)
+    if "mlflow_run_id" in best.user_attrs:
+        tracking.set_tags(best.user_attrs["mlflow_run_id"], {"final": "true"})
+    final.set_user_attr("best_trial", f"{name}#{best.number}")
+    final.set_user_attr("best_point", best.user_attrs["point"])
+    for seed in cell.seeds:
+        if seed != best.user_attrs["seed"]:
+            final.enqueue_trial({**best.user_attrs["point"], "seed": seed}, skip_if_exists=True)
+    final.set_user_attr("enqueued", True)
+    return True
+
+
+def cell_done(storage: Any, cell: Cell) -> bool:
+    """Search finished and every final seed complete."""
+    final = existing_study(storage, final_name(cell))
+    if final is None:
+        return False
+    trials = final.get_trials(deepcopy=False)
+    return bool(final.user_attrs.get("enqueued")) and all(t.state.name not in ("WAITING", "RUNNING") for t in trials)
+
+
+def summarize(storage: Any, cells: list[Cell]) -> dict:
+    """Per cell: how many search trials completed, were pruned, failed."""
+    out = {}
+    for cell in cells:
+        trials = [t for _, t in searched(storage, cell) if t is not None]
+        out[cell.name] = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    return out

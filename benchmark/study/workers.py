@@ -1,0 +1,89 @@
+"""Workers: processes that drain a study's cells (grid queue, free-search budget, finals) until
+nothing is left; `benchmark study` spawns them locally, `benchmark worker` joins from anywhere."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from benchmark import tracking
+from benchmark.core.errors import BenchmarkError
+from benchmark.experiments.base import Cell
+from benchmark.interrupt import Interrupt
+from benchmark.study.finals import budget_left, enqueue_finals
+from benchmark.study.optuna_private import pop_waiting_trial
+from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
+from benchmark.study.trials import PARENT, grid_point, run_trial, suggested_point
+
+
+def next_trial(study: Any, free: bool) -> Any | None:
+    """A grid's next enqueued trial, or a free search's next sampled one while its budget lasts."""
+    if free:
+        return study.ask() if budget_left(study) else None
+    return pop_waiting_trial(study)
+
+
+def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
+    """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
+    tracking.git_commit()  # pin the commit of the code this worker loaded
+    counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
+    with Interrupt() as interrupt:
+        for cell in cells:
+            _drain_cell(storage, cell, counts, interrupt, log)
+    return counts
+
+
+def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log) -> None:
+    """Run one cell's pending grid, free-search and final trials."""
+    parent = load(storage, cell.name).user_attrs[PARENT]
+    for name in study_names(cell):
+        if name == final_name(cell):
+            enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
+        study = existing_study(storage, name)
+        if study is None:  # not created (no free search, or the search is not finished)
+            continue
+        final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
+        while True:
+            interrupt.check()
+            trial = next_trial(study, free)
+            if trial is None:
+                break
+            point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
+            began = time.time()
+            outcome = run_trial(study, trial, cell, parent, point, seed, final, interrupt)
+            counts[outcome.state] += 1
+            log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
+                f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s")
+
+
+def spawn_workers(experiment: str, storage_url: str, n: int) -> list[subprocess.Popen]:
+    """N worker processes: one GPU each when there are GPUs, else an equal share of the CPU threads."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    threads = max(1, (os.cpu_count() or 1) // n)
+    procs = []
+    for i in range(n):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(i % gpus)
+        else:
+            env["OMP_NUM_THREADS"] = str(threads)
+        cmd = [sys.executable, "-m", "benchmark.cli", "worker", experiment, "--storage", storage_url]
+        procs.append(subprocess.Popen(cmd, env=env))
+    return procs
+
+
+def wait(procs: list[subprocess.Popen]) -> None:
+    try:
+        for proc in procs:
+            proc.wait()
+    except KeyboardInterrupt:
+        for proc in procs:  # they got the SIGINT too; give them time to record it
+            proc.wait()
+        raise
+    failed = [p.returncode for p in procs if p.returncode not in (0,)]
+    if failed:
+        raise BenchmarkError(f"{len(failed)} worker(s) exited with status {failed}; rerun the command to resume")

@@ -1,0 +1,136 @@
+"""What several test modules share. A module of helpers, not of tests: no test module imports another.
+
+- the CLI, as a user runs it (`bench`);
+- the toy tasks, registered under `toy` and `toy-qa` so configs are built for the task they train on;
+- the tiny models and a loop that drives a method the way the runner does;
+- the registered methods, read from the registry (no list written by hand).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import torch
+from torch import nn
+
+from benchmark.core.settings import apply_overrides, validate
+from benchmark.models import LoadedModel, load_model
+from benchmark.runner import batch_indices
+from benchmark.scoring import Encoder, classification_loss
+from methods.registry import METHODS
+from tasks.base import Example, Pools, Sizes, Task, Template
+from tasks.registry import register_task
+
+CPU = torch.device("cpu")
+BENCH = [sys.executable, "-m", "benchmark.cli"]
+
+
+def bench(*args: str, env: dict | None = None, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
+    """`benchmark ARGS` in a child process, this process's environment plus `env`."""
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kw)
+
+
+# ---- the registered methods --------------------------------------------------------------------
+
+TRAINED = [name for name in METHODS.names() if METHODS.get(name).trains]
+LORA = [name for name in TRAINED if "lora_r" in {f.name for f in dataclasses.fields(METHODS.get(name).Hparams)}]
+# learning rates under which 250 steps (ZO) or 30 steps (first-order) visibly learn the toy rule on the tiny
+# model; a method registered without one fails `test_every_trained_method_has_toy_settings`
+SETTINGS = {
+    "ft": {"lr": "1e-3"}, "lora": {"lr": "1e-2"},
+    "mezo": {"lr": "2e-3"}, "hizoo": {"lr": "2e-3"}, "dizo": {"lr": "2e-3", "projection_interval": "20"},
+    "dizo-fo": {"lr": "2e-3", "projection_interval": "20"},
+    "mezo-lora": {"lr": "1e-1"}, "hizoo-lora": {"lr": "1e-1"},
+    "dizo-lora": {"lr": "1e-1", "projection_interval": "20"}, "dizo-fo-lora": {"lr": "1e-1", "projection_interval": "20"},
+}
+
+
+def make(method: str, model: nn.Module, seed: int = 0, **sets: str):
+    """The registered method on `model`, with its toy settings and `sets`, validated as a run would."""
+    cls = METHODS.get(method)
+    hp = cls.Hparams()
+    apply_overrides([hp], {**SETTINGS.get(method, {}), **sets})
+    validate(hp)
+    torch.manual_seed(seed)  # LoRA's A is initialised from the global RNG, as the runner seeds it
+    return cls(hp, model, lambda step: 1.0, seed)
+
+
+# ---- the toy tasks -----------------------------------------------------------------------------
+
+WORDS = ["good", "bad", "fine", "awful", "nice", "poor"]
+
+
+def toy_examples(n: int, offset: int = 0) -> list[Example]:
+    """Sentiment-like examples with one-token candidates and a learnable rule (which word it is)."""
+    return [
+        Example(prompt=f"review {i}: {WORDS[i % 6]} movie. It was", candidates=(" terrible", " great"),
+                gold=int(WORDS[i % 6] in ("good", "fine", "nice")))
+        for i in range(offset, offset + n)
+    ]
+
+
+def toy_render(row: dict) -> Example:
+    return toy_examples(1, row["i"])[0]
+
+
+def toy_task(n_train: int = 200, n_heldout: int = 100) -> Task:
+    """The toy rule as a task; one render serves both kinds (a masked LM reads the mask after the prompt)."""
+    rows = [{"i": i} for i in range(n_train + n_heldout)]
+    return Task(
+        name="toy", description="synthetic sentiment rule",
+        load_pools=lambda: Pools(train=rows[:n_train], heldout=rows[n_train:]),
+        templates={"toy": Template("causal", toy_render, "tests"), "toy-masked": Template("masked", toy_render, "tests")},
+        sizes=Sizes(train=32, dev=16, test=16),
+    )
+
+
+def qa_render(row: dict) -> Example:
+    i = row["i"]
+    return Example(f"Passage: the code is {i % 7}.\nQuestion: what is the code?\nAnswer:", (f" {i % 7}\n",), 0,
+                   answers=(str(i % 7),))
+
+
+TOY_QA = Task(name="toy-qa", description="synthetic extractive QA",
+              load_pools=lambda: Pools(train=[{"i": i} for i in range(24)], heldout=[{"i": i} for i in range(24, 40)]),
+              templates={"qa": Template("causal", qa_render, "tests")}, metric="f1", sizes=Sizes(16, 8, 8))
+register_task("toy")(toy_task())
+register_task("toy-qa")(TOY_QA)
+
+
+# ---- the tiny models and the loop --------------------------------------------------------------
+
+def tiny(arch: str = "llama") -> LoadedModel:
+    return load_model(f"tiny-random-{arch}", CPU, torch.float32)
+
+
+def params_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+class Loop:
+    """Drives a method over the toy examples the way the runner does."""
+
+    def __init__(self, loaded: LoadedModel, n: int = 32, batch_size: int = 8, seed: int = 0):
+        self.loaded = loaded
+        self.examples = toy_examples(n)
+        self.encoder = Encoder(loaded.tokenizer, 128, CPU, masked=loaded.kind == "masked")
+        self.batches = batch_indices(n, batch_size, seed)
+
+    def loss_fn(self):
+        batch = self.encoder.collate([self.examples[i] for i in next(self.batches)])
+        return lambda: classification_loss(self.loaded.model, batch)
+
+    def run(self, trainer, steps: int, start: int = 0) -> list[float]:
+        losses = []
+        for step in range(start, start + steps):
+            self.loaded.model.train(trainer.first_order)
+            losses.append(trainer.step(step, self.loss_fn(), self.loss_fn).loss)
+        return losses
+
+    def mean_loss(self) -> float:
+        self.loaded.model.eval()
+        with torch.no_grad():
+            return classification_loss(self.loaded.model, self.encoder.collate(self.examples)).item()
