@@ -173,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--steps", type=int, default=10, help="timed steps per method (after warm-up)")
     perf.add_argument("--device", default="auto")
     perf.add_argument("--dtype", default="auto")
+    perf.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                      help="hyperparameters for every measured method that has them (dual_forward=false: sequential ZO)")
     perf.add_argument("--json", action="store_true")
     perf.set_defaults(func=cmd_perf)
     return p

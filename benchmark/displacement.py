@@ -20,7 +20,7 @@ from benchmark.core import names
 from benchmark.core.settings import apply_overrides, parse_set_args, validate
 from benchmark.models import load_model, resolve_device, resolve_dtype
 from benchmark.runner import batch_indices, sample
-from benchmark.scoring import Batch, Encoder, classification_loss
+from benchmark.scoring import Batch, BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
 
 
@@ -37,7 +37,7 @@ def one_round(trainer, rule: str, step: int, batches: list[Batch], held: list[Ba
     trainer.hp.projection_rule = rule
     before = held_out_loss(model, held)
     queue = iter(batches)
-    _, diagnostics = trainer.project(step, lambda: (lambda b: lambda: classification_loss(model, b))(next(queue)))
+    _, diagnostics = trainer.project(step, lambda: BatchLoss(model, next(queue)))
     after = held_out_loss(model, held)
     with torch.no_grad():
         for p, s in zip(trainer.engine.params, saved):
@@ -75,7 +75,7 @@ def probe(args: argparse.Namespace) -> list[str]:
             print(lines[-1], flush=True)
 
     for step in range(args.mezo_steps):
-        trainer.step(step, lambda b=batches[step % len(batches)]: classification_loss(loaded.model, b))
+        trainer.step(step, BatchLoss(loaded.model, batches[step % len(batches)]))
     report(f"mezo-{args.mezo_steps}", args.mezo_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     with torch.no_grad():

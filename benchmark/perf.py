@@ -11,6 +11,7 @@ DiZO rows add their projection, amortised over `projection_interval` steps, and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import statistics
@@ -19,10 +20,11 @@ from typing import Callable
 
 import torch
 
-from benchmark.core.settings import validate
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.settings import apply_overrides, parse_set_args, validate
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
 from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_dtype
-from benchmark.scoring import Encoder, classification_loss
+from benchmark.scoring import BatchLoss, Encoder
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
 from tasks.registry import TASKS
@@ -35,6 +37,13 @@ REFERENCE = "mezo-reference"
 def default_methods() -> list[str]:
     """MeZO's released engine, then every registered method that trains."""
     return [REFERENCE] + [name for name in METHODS.names() if METHODS.get(name).trains]
+
+
+def hparam_sets(hp: object, sets: dict[str, str]) -> dict[str, str]:
+    """The `--set` overrides this method's hyperparameters have a field for (dual_forward=false: the
+    sequential ZO form)."""
+    fields = {f.name for f in dataclasses.fields(hp)}
+    return {k: v for k, v in sets.items() if k in fields}
 
 
 def median_time(fn: Callable[[int], object], n: int, device: torch.device,
@@ -62,7 +71,7 @@ def measure(method: str, args: argparse.Namespace) -> dict:
     reference = method == REFERENCE
     batch = Encoder(loaded.tokenizer, 2048, device, share_prompt=not reference,
                     masked=loaded.kind == "masked").collate(examples)
-    loss_fn = lambda: classification_loss(model, batch, full_logits=reference)  # noqa: E731
+    loss_fn = BatchLoss(model, batch, full_logits=reference)
 
     def forward(_: int) -> None:
         with torch.no_grad():
@@ -73,6 +82,7 @@ def measure(method: str, args: argparse.Namespace) -> dict:
         forward_s = median_time(forward, args.steps, device, inference)
     cls = ReferenceMeZO if reference else METHODS.get(method)
     hp = cls.Hparams()
+    apply_overrides([hp], hparam_sets(hp, args.set))
     validate(hp)
     trainer = cls(hp, model, lambda s: 1.0, 0)
     model.train(trainer.first_order)
@@ -94,9 +104,15 @@ def measure(method: str, args: argparse.Namespace) -> dict:
 
 def main(args: argparse.Namespace) -> None:
     check_model_name(args.model)
-    for m in args.methods:
-        if m != REFERENCE:
-            METHODS.get(m)
+    args.set = parse_set_args(args.set)
+    classes = [ReferenceMeZO if m == REFERENCE else METHODS.get(m) for m in args.methods]
+    for key in args.set:
+        if not any(key in {f.name for f in dataclasses.fields(cls.Hparams)} for cls in classes):
+            raise BenchmarkError(f"--set {key}: none of the measured methods has this hyperparameter")
+    for cls in classes:  # every value checked here, before a child process loads a model
+        hp = cls.Hparams()
+        apply_overrides([hp], hparam_sets(hp, args.set))
+        validate(hp)
     device = resolve_device(args.device)
     started = time.time()
     results: dict[str, dict] = {}
@@ -113,7 +129,8 @@ def main(args: argparse.Namespace) -> None:
         print(json.dumps(results, indent=2))
         return
     dtype = str(resolve_dtype(args.dtype, device)).removeprefix("torch.")
-    print(f"model {args.model} | {device_name(device)} | {dtype} | batch {args.batch_size} | median of "
+    sets = "".join(f" | {k}={v}" for k, v in args.set.items())
+    print(f"model {args.model} | {device_name(device)} | {dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
     print(f"{'method':14s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
           f"{'vs mezo':>7s} {'peak GB':>8s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")

@@ -21,7 +21,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, flatten, validate
 from benchmark.measure import LayerDrift, MemoryMonitor, Stopwatch, device_name
 from benchmark.models import LoadedModel, check_model_name, load_model, model_kind, resolve_device, resolve_dtype
-from benchmark.scoring import Encoder, answer_loss, classification_loss, evaluate
+from benchmark.scoring import BatchLoss, Encoder, evaluate
 from methods.base import LossFn, lr_schedule
 from methods.registry import METHODS
 from tasks.base import Splits, Task
@@ -99,7 +99,6 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     method = METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
     steps = cfg.steps  # 0 for a method that does not train (build_run)
     encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
-    loss = answer_loss if generation else classification_loss
 
     def score(examples: list) -> dict[str, float]:
         model.eval()
@@ -113,7 +112,7 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     def fresh() -> LossFn:
         """The next training batch, collated, as a loss closure (DiZO's projection asks for more)."""
         batch = encoder.collate([splits.train[i] for i in next(batches)])
-        return lambda: loss(model, batch)
+        return BatchLoss(model, batch, generation)
 
     watch, losses, forwards = Stopwatch(device), [], 0
     bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,

@@ -47,6 +47,21 @@ class Batch:
     max_candidates: int
     mask_pos: torch.Tensor | None = None  # [R] masked LM: the mask's position in each row
 
+    def repeat(self, n: int) -> "Batch":
+        """`n` stacked copies of the batch (rows, candidates, examples): one forward that scores `n` weight
+        variants at once, copy k's rows at [k R, (k + 1) R) (the ZO engine's dual forward)."""
+        rows, grid = self.input_ids.shape[0], self.num_examples * self.max_candidates
+        shift = torch.arange(n, device=self.slots.device).repeat_interleave(len(self.slots))
+        return Batch(
+            input_ids=self.input_ids.repeat(n, 1), attention_mask=self.attention_mask.repeat(n, 1),
+            position_ids=self.position_ids.repeat(n, 1), keep=self.keep,
+            cand_row=self.cand_row.repeat(n, 1) + (shift * rows).unsqueeze(1), cand_pos=self.cand_pos.repeat(n, 1),
+            cand_tok=self.cand_tok.repeat(n, 1), cand_mask=self.cand_mask.repeat(n, 1),
+            slots=self.slots.repeat(n) + shift * grid, is_gold=self.is_gold.repeat(n), gold=self.gold.repeat(n),
+            num_examples=self.num_examples * n, max_candidates=self.max_candidates,
+            mask_pos=None if self.mask_pos is None else self.mask_pos.repeat(n),
+        )
+
 
 class Encoder:
     """Tokenizes examples once (cached) and collates them into left-padded batches."""
@@ -201,6 +216,19 @@ def answer_loss(model: PreTrainedModel, batch: Batch) -> torch.Tensor:
     return -total[batch.is_gold].sum() / count[batch.is_gold].sum()
 
 
+def classification_losses(model: PreTrainedModel, batch: Batch, copies: int) -> torch.Tensor:
+    """[copies] `classification_loss` of each of `copies` stacked copies of the batch, in one forward."""
+    scores = candidate_scores(model, batch.repeat(copies))
+    return F.cross_entropy(scores, batch.gold.repeat(copies), reduction="none").view(copies, -1).mean(1)
+
+
+def answer_losses(model: PreTrainedModel, batch: Batch, copies: int) -> torch.Tensor:
+    """[copies] `answer_loss` of each of `copies` stacked copies of the batch, in one forward."""
+    total, count = _candidate_logprobs(model, batch.repeat(copies), False)
+    gold = batch.is_gold.repeat(copies).view(copies, -1)
+    return -(total.view(copies, -1) * gold).sum(1) / (count.view(copies, -1) * gold).sum(1)
+
+
 @torch.no_grad()
 def accuracy(model: PreTrainedModel, encoder: Encoder, examples: list[Example], batch_size: int) -> float:
     """Fraction of examples whose gold candidate scores highest; batches sorted by length (less padding)."""
@@ -238,3 +266,24 @@ def evaluate(model: PreTrainedModel, encoder: Encoder, examples: list[Example], 
     n = len(examples)
     return {"score": sum(best(token_f1, a, e.answers) for a, e in zip(answers, examples)) / n,
             "exact_match": sum(best(exact_match, a, e.answers) for a, e in zip(answers, examples)) / n}
+
+
+@dataclass
+class BatchLoss:
+    """One training batch's loss as a method sees it (`methods.base.LossFn`): cross-entropy over the
+    candidate scores, or for generation the answer's LM loss; `copies(n)` scores n stacked copies at once."""
+
+    model: PreTrainedModel
+    batch: Batch
+    generation: bool = False
+    full_logits: bool = False  # the LM head over every position (perf's MeZO-reference baseline only)
+
+    def __call__(self) -> torch.Tensor:
+        if self.generation:
+            return answer_loss(self.model, self.batch)
+        return classification_loss(self.model, self.batch, self.full_logits)
+
+    def copies(self, n: int) -> torch.Tensor:
+        if self.generation:
+            return answer_losses(self.model, self.batch, n)
+        return classification_losses(self.model, self.batch, n)

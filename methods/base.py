@@ -12,8 +12,19 @@ from typing import Any, Callable, ClassVar, Protocol
 import torch
 from torch import nn
 
-LossFn = Callable[[], torch.Tensor]
-Fresh = Callable[[], LossFn]  # draws a fresh training batch and returns its loss closure
+
+class LossFn(Protocol):
+    """A training batch's loss, as the runner hands it to a method."""
+
+    def __call__(self) -> torch.Tensor:
+        """The batch's loss (differentiable)."""
+
+    def copies(self, n: int) -> torch.Tensor:
+        """[n] the losses of n copies of the batch stacked into one forward: inside the ZO engine's
+        `stacked`/`probes`, copy k is scored with the k-th weight variant."""
+
+
+Fresh = Callable[[], LossFn]  # draws a fresh training batch and returns its loss
 Schedule = Callable[[int], float]  # step -> multiplier of the base learning rate
 
 

@@ -40,6 +40,7 @@ moving the weights). theta0 is kept only for the projected weights, in pinned ho
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -123,6 +124,23 @@ class DiZO(MeZO):
         slot = {i: k for k, (_, i) in enumerate(self.layers)}
         return self.engine.substituted(lambda i: self._lerp(slot[i], ratios), indices=slot)
 
+    def _losses(self, loss_fn: LossFn, *ratios: torch.Tensor | None) -> list[float]:
+        """The batch's loss with the projected layers at each ratio vector (None: as they are), in one
+        stacked forward (`dual_forward`) or one forward each."""
+        if not self.hp.dual_forward:
+            out = []
+            for r in ratios:
+                with contextlib.nullcontext() if r is None else self._projected(r):
+                    out.append(loss_fn.copies(1).item())
+            return out
+        slot = {i: k for k, (_, i) in enumerate(self.layers)}
+
+        def variant(i: int, k: int, previous: torch.Tensor | None) -> torch.Tensor:
+            return self.engine.params[i] if ratios[k] is None else self._lerp(slot[i], ratios[k])
+
+        with self.engine.stacked(len(ratios), variant, indices=slot):
+            return loss_fn.copies(len(ratios)).tolist()
+
     def norms(self) -> torch.Tensor:
         """ts = ||theta - theta0|| per projected layer (float64 on CPU: L scalars)."""
         out = []
@@ -167,10 +185,7 @@ class DiZO(MeZO):
             loss_fn = fresh()
             u = torch.randn(len(gamma), generator=gen, dtype=torch.float64)
             pert, direction = self.probe(gamma, ts, u)
-            with self._projected(self.ratios(gamma + pert, ts)):
-                loss_plus = loss_fn().item()
-            with self._projected(self.ratios(gamma - pert, ts)):
-                loss_minus = loss_fn().item()
+            loss_plus, loss_minus = self._losses(loss_fn, self.ratios(gamma + pert, ts), self.ratios(gamma - pert, ts))
             grad = (loss_plus - loss_minus) / (2 * hp.projection_eps)
             gamma = self.clip(gamma - hp.projection_step_size * grad * direction, ts)
         return gamma, loss_fn
@@ -183,9 +198,7 @@ class DiZO(MeZO):
         self.gamma, ratios = gamma, self.ratios(gamma, ts)
         self.last_ratios = ratios
         with torch.no_grad():
-            loss_before = last().item()
-            with self._projected(ratios):
-                loss_after = last().item()
+            loss_before, loss_after = self._losses(last, None, ratios)
         if self.hp.projection_target == "weights":
             self._apply(ratios)
         else:

@@ -21,6 +21,8 @@ class MeZOHparams:
     lr: float = param(1e-6, "learning rate", positive, "> 0")
     eps: float = param(1e-3, "perturbation scale epsilon", positive, "> 0")
     weight_decay: float = param(0.0, "decoupled weight decay (not on biases or norm weights)", non_negative, ">= 0")
+    dual_forward: bool = param(True, "both probes in one pass over the model on the batch stacked twice, z drawn once "
+                                     "for the pair (false: two forwards, z drawn for each)")
 
 
 @register_method("mezo")
@@ -40,10 +42,14 @@ class MeZO:
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
         with torch.no_grad():
-            with self.engine.perturbed(seed, eps):
-                loss_plus = loss_fn().item()
-            with self.engine.perturbed(seed, -eps):
-                loss_minus = loss_fn().item()
+            if self.hp.dual_forward:
+                with self.engine.probes(seed, eps):
+                    loss_plus, loss_minus = loss_fn.copies(2).tolist()
+            else:
+                with self.engine.perturbed(seed, eps):
+                    loss_plus = loss_fn.copies(1).item()
+                with self.engine.perturbed(seed, eps, sign=-1):
+                    loss_minus = loss_fn.copies(1).item()
         grad = (loss_plus - loss_minus) / (2 * eps)
         lr = self.hp.lr * self.schedule(step)
         self.update(seed, lr * grad, lr * self.hp.weight_decay)

@@ -18,7 +18,7 @@ from torch import nn
 from benchmark.core.settings import apply_overrides, validate
 from benchmark.models import LoadedModel, load_model
 from benchmark.runner import batch_indices
-from benchmark.scoring import Encoder, classification_loss
+from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
 from tasks.base import Example, Pools, Sizes, Task, Template
 from tasks.registry import register_task
@@ -121,7 +121,7 @@ class Loop:
 
     def loss_fn(self):
         batch = self.encoder.collate([self.examples[i] for i in next(self.batches)])
-        return lambda: classification_loss(self.loaded.model, batch)
+        return BatchLoss(self.loaded.model, batch)
 
     def run(self, trainer, steps: int, start: int = 0) -> list[float]:
         losses = []

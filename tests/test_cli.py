@@ -33,6 +33,8 @@ def store(tmp_path, monkeypatch):
     (["run", "mezo", "rt-polarity", "--set", "k=0"], "k=0 is out of range: must be > 0"),
     (["show-task", "rt-polarity", "--template", "lm-bff"], "no causal-LM template 'lm-bff'"),
     (["show-task", "rt-polarity", "--split", "val"], "--split 'val': expected train, dev or test"),
+    (["perf", "--set", "nonsense=1"], "--set nonsense: none of the measured methods has this hyperparameter"),
+    (["perf", "--set", "dual_forward=maybe"], "dual_forward='maybe': expected bool"),
 ])
 def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
     proc = bench(*args)
@@ -122,6 +124,9 @@ def test_perf_json_reports_every_field(tmp_path):
             assert row[key] > 0, key
     assert rows["mezo"]["speedup_vs_reference"] > 0 and rows["dizo"]["projection_overhead"] > 0
     assert rows["mezo"]["throughput_vs_mezo"] == 1.0
+    sequential = bench("perf", "--model", "tiny-random-llama", "--methods", "mezo", "--steps", "1", "--batch-size", "4",
+                       "--set", "dual_forward=false")
+    assert sequential.returncode == 0 and "dual_forward=false" in sequential.stdout, sequential.stderr
 
 
 def test_show_task_prints_rendered_prompts_candidates_and_gold(tmp_path):

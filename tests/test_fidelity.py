@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.scoring import classification_loss
+from benchmark.scoring import BatchLoss, classification_loss
 from tests.helpers import Loop, make, tiny, toy_examples
 
 M64 = (1 << 64) - 1
@@ -107,7 +107,7 @@ def run_dizo_rounds(rule: str | None, tau: float, reinit: bool, displacement: fl
     for step in rounds:
         batches = [loop.encoder.collate([loop.examples[i] for i in next(loop.batches)]) for _ in range(10)]
         queue = iter(batches)
-        trainer.project(step, lambda: (lambda b: lambda: classification_loss(loaded.model, b))(next(queue)))
+        trainer.project(step, lambda: BatchLoss(loaded.model, next(queue)))
         gamma, c = released_dizo_round(twin, names, theta0, batches, 3, step, tau, 0.1, 2.0, None if reinit else gamma)
         clipped |= c
         apply_round(twin, names, theta0, gamma)
@@ -196,7 +196,7 @@ def test_dizo_fo_released_switch_is_the_released_search(rule):
     for step in (7, 15):
         batches = [loop.encoder.collate([loop.examples[i] for i in next(loop.batches)]) for _ in range(10)]
         queue = iter(batches)
-        trainer.project(step, lambda: (lambda b: lambda: classification_loss(loaded.model, b))(next(queue)))
+        trainer.project(step, lambda: BatchLoss(loaded.model, next(queue)))
         rounds.append(batches)
     theirs = released_dizo_fo_rounds(twin, names, theta0, rounds)
     assert theirs.abs().max() > 0.5  # Adam moved gamma well away from its start at 0
@@ -227,6 +227,11 @@ class Small(nn.Module):
 
     def forward(self):
         return ((self.norm(self.linear(self.x)) - self.y) ** 2).mean()
+
+    def copies(self, n: int) -> torch.Tensor:
+        """The loss of n stacked copies of the data in one pass (what the dual forward asks for)."""
+        out = self.norm(self.linear(self.x.repeat(n, 1)))
+        return ((out - self.y.repeat(n, 1)) ** 2).view(n, -1).mean(1)
 
 
 def released_hizoo(model: Small, steps: int, seed: int, lr: float, eps: float, alpha: float, wd: float):

@@ -159,11 +159,15 @@ class Quadratic(nn.Module):
     def forward(self):
         return 0.5 * (self.a * self.x**2).sum()
 
+    def copies(self, n: int) -> torch.Tensor:
+        """No batch to stack: the sequential form (dual_forward=false) asks for one copy at a time."""
+        return self().expand(n)
+
 
 def steps_to_target(method: str, lr: float, seed: int, limit: int = 2000, **sets: str) -> int:
     model = Quadratic()
     target = 1e-4 * model().item()
-    trainer = make(method, model, seed=seed, lr=str(lr), eps="1e-4", **sets)
+    trainer = make(method, model, seed=seed, lr=str(lr), eps="1e-4", dual_forward="false", **sets)  # no batch to stack
     for step in range(limit):
         trainer.step(step, model)
         with torch.no_grad():
@@ -195,7 +199,7 @@ def test_hizoo_inverse_rule_beats_mezo_on_an_ill_conditioned_quadratic():
 @pytest.mark.parametrize("rule", ["released", "inverse"])
 def test_hizoo_hessian_stays_positive_and_finite(rule):
     model = Quadratic()
-    trainer = make("hizoo", model, lr="1e-2", eps="1e-4", hessian_smooth="0.1", hessian_rule=rule)
+    trainer = make("hizoo", model, lr="1e-2", eps="1e-4", hessian_smooth="0.1", hessian_rule=rule, dual_forward="false")
     for step in range(500):
         trainer.step(step, model)
         s = trainer.scales[0]

@@ -137,19 +137,20 @@ def unit_experiment(grid: dict) -> Experiment:
 
 def test_nan_loss_prunes_the_trial_with_reason_nan(store, monkeypatch):
     import benchmark.runner as runner
+    from benchmark.scoring import BatchLoss
 
-    real_train, real_loss, poisoned = runner.train, runner.classification_loss, {"on": False}
+    real_train, real_copies, poisoned = runner.train, BatchLoss.copies, {"on": False}
 
     def train(cfg, hp, *args, **kwargs):  # NaN injection: the lr=1e-3 trial's training loss is NaN
         poisoned["on"] = hp.lr == 1e-3
         return real_train(cfg, hp, *args, **kwargs)
 
-    def loss(*args, **kwargs):
-        value = real_loss(*args, **kwargs)
+    def copies(self, n):
+        value = real_copies(self, n)
         return value * float("nan") if poisoned["on"] else value
 
     monkeypatch.setattr(runner, "train", train)
-    monkeypatch.setattr(runner, "classification_loss", loss)
+    monkeypatch.setattr(BatchLoss, "copies", copies)
     experiment = unit_experiment({"lr": ("1e-3", "1e-4"), "eps": ("1e-3",)})
     study(experiment, "smoke", str(store))
     (name, trials), = [(n, ts) for n, ts in trials_by_study(store).items() if "/final" not in n]

@@ -7,7 +7,7 @@ import torch
 from benchmark.core import names
 from benchmark.models import load_model
 from benchmark.runner import Diverged, batch_indices, build_run, sample, train
-from benchmark.scoring import Encoder, classification_loss
+from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.hizoo import HiZOO
 from methods.registry import METHODS
 from tests.helpers import CPU, SETTINGS, TRAINED
@@ -54,7 +54,7 @@ def test_training_lowers_the_training_loss(method, steps):
     for step, idx in zip(range(steps), batch_indices(len(examples), cfg.batch_size, 0)):
         model.train(trainer.first_order)
         batch = encoder.collate([examples[i] for i in idx])
-        trainer.step(step, lambda: classification_loss(model, batch))
+        trainer.step(step, BatchLoss(model, batch))
     after = mean_loss(loaded, examples)
     assert after < 0.9 * before, (before, after)
 
@@ -69,10 +69,8 @@ def test_run_reports_best_dev_step_and_measurements():
 
 @pytest.mark.parametrize("method", ["mezo", "ft"])
 def test_non_finite_loss_stops_the_run(method, monkeypatch):
-    import benchmark.runner
-
-    nan_loss = lambda model, batch: torch.tensor(float("nan"), requires_grad=True)  # noqa: E731
-    monkeypatch.setattr(benchmark.runner, "classification_loss", nan_loss)
+    monkeypatch.setattr(BatchLoss, "__call__", lambda self: torch.tensor(float("nan"), requires_grad=True))
+    monkeypatch.setattr(BatchLoss, "copies", lambda self, n: torch.full((n,), float("nan")))
     with pytest.raises(Diverged, match="became nan at step 1"):
         run_tiny(method, 3)
 

@@ -2,11 +2,12 @@
 import pytest
 import torch
 
-from benchmark.scoring import Encoder, classification_loss
+from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import ZOEngine
-from tests.helpers import CPU, toy_examples
+from tests.helpers import CPU, Loop, make, params_of, toy_examples
+from tests.helpers import tiny as tiny_model
 
 
 def snapshot(model):
@@ -20,10 +21,13 @@ def test_perturbed_forward_leaves_parameters_bit_identical(tiny):
     before = snapshot(model)
     with torch.no_grad():
         base = classification_loss(model, batch).item()
-        for scale in (1e-3, -1e-3, 0.5):
-            with engine.perturbed(seed=7, scale=scale):
+        for eps, sign in ((1e-3, 1), (1e-3, -1), (0.5, 1)):
+            with engine.perturbed(seed=7, eps=eps, sign=sign):
                 perturbed = classification_loss(model, batch).item()
             assert perturbed != base  # the perturbation reached the forward
+        with engine.probes(seed=7, eps=1e-3, center=True):
+            stacked = BatchLoss(model, batch).copies(3)
+        assert stacked[0].item() == pytest.approx(base, rel=1e-6) and len(set(stacked.tolist())) == 3
     assert all(torch.equal(a, b) for a, b in zip(before, snapshot(model)))
 
 
@@ -32,7 +36,7 @@ def test_perturbed_forward_equals_explicitly_shifted_weights(tiny):
     engine = ZOEngine(model, trainable(model), decays(model))
     batch = Encoder(tiny.tokenizer, 128, CPU).collate(toy_examples(4))
     with torch.no_grad():
-        with engine.perturbed(seed=3, scale=0.01):
+        with engine.perturbed(seed=3, eps=0.01):
             hooked = classification_loss(model, batch)
         for i, p in enumerate(engine.params):  # tied embedding appears once: shifted once
             p.add_(engine.direction(3, i), alpha=0.01)
@@ -57,7 +61,7 @@ def test_projected_gradient_matches_autograd_directional_derivative(arch):
     with torch.no_grad():
         with engine.perturbed(seed, eps):
             plus = classification_loss(model, batch).item()
-        with engine.perturbed(seed, -eps):
+        with engine.perturbed(seed, eps, sign=-1):
             minus = classification_loss(model, batch).item()
     projected = (plus - minus) / (2 * eps)
     assert abs(directional) > 1e-3  # a meaningful derivative, not two zeros agreeing
@@ -87,7 +91,7 @@ def test_mezo_restore_rolls_back_to_checkpoint(tiny):
     model = tiny.model.eval()
     method = MeZO(MeZOHparams(lr=1e-3, eps=1e-3, weight_decay=0.1), model, lambda s: 1.0, seed=0)
     batch = Encoder(tiny.tokenizer, 128, CPU).collate(toy_examples(8))
-    loss_fn = lambda: classification_loss(model, batch)  # noqa: E731
+    loss_fn = BatchLoss(model, batch)
     method.step(0, loss_fn)
     checkpoint, saved = method.checkpoint(), snapshot(model)
     for step in range(1, 6):
@@ -96,3 +100,22 @@ def test_mezo_restore_rolls_back_to_checkpoint(tiny):
     method.restore(checkpoint)
     for a, b in zip(saved, snapshot(model)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["llama", "opt", "roberta"])  # OPT and RoBERTa tie the embedding to the LM head
+@pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"}),
+                                         ("dizo", {"projection_interval": "3"}), ("mezo-lora", {})])
+def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets):
+    """One pass over the stacked batch gives what the probes one by one give: the same losses, projected
+    gradients and weights after 5 steps (DiZO: a projection round included; HiZOO: its Hessian moving)."""
+    runs = []
+    for dual in ("true", "false"):
+        loaded = tiny_model(arch)
+        trainer = make(method, loaded.model, dual_forward=dual, **sets)
+        loaded.model.eval()  # dropout off, as the runner runs every ZO method
+        loop = Loop(loaded)
+        steps = [trainer.step(step, loop.loss_fn(), loop.loss_fn) for step in range(5)]
+        runs.append(([(s.loss, s.metrics) for s in steps], params_of(loaded.model)))
+    (dual_steps, dual_params), (seq_steps, seq_params) = runs
+    assert dual_steps == seq_steps
+    assert all(torch.equal(dual_params[n], seq_params[n]) for n in seq_params)
