@@ -119,3 +119,27 @@ def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets):
     (dual_steps, dual_params), (seq_steps, seq_params) = runs
     assert dual_steps == seq_steps
     assert all(torch.equal(dual_params[n], seq_params[n]) for n in seq_params)
+
+
+def test_directions_are_standard_normal_and_independent_of_the_thread_count():
+    """z is exactly N(0, 1) in distribution (moments and a Kolmogorov-Smirnov statistic on 2M values drawn
+    the way the engine draws them: 8 chunks, each its own generator) and a function of (seed, index) only."""
+    model = torch.nn.Linear(2048, 1024, bias=False)
+    threads = torch.get_num_threads()
+    try:
+        draws = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            engine = ZOEngine(model, trainable(model), set())
+            draws.append(engine.direction(42, 0))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(draws[0], draws[1])
+    z = draws[0].double().flatten()
+    n = z.numel()
+    assert abs(z.mean().item()) < 5 / n**0.5 and abs(z.var().item() - 1) < 5 * (2 / n) ** 0.5
+    skew, kurt = (z**3).mean().item(), (z**4).mean().item()
+    assert abs(skew) < 5 * (6 / n) ** 0.5 and abs(kurt - 3) < 5 * (24 / n) ** 0.5
+    empirical = torch.arange(1, n + 1, dtype=torch.float64) / n
+    ks = (empirical - torch.special.ndtr(z.sort().values)).abs().max().item()
+    assert ks < 1.95 / n**0.5  # the 0.1% critical value
