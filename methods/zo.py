@@ -47,7 +47,8 @@ def mix(*values: int) -> int:
 def dense(args: tuple) -> tuple:
     """Tensor arguments made contiguous. A module handed a substitute weight may get a strided input (the
     LM head's last-positions slice): CPU bf16 `linear` then takes a path about 200 times slower than with
-    the module's own Parameter (1.1 s against 5 ms for SmolLM2's head, measured); fp32 is unaffected."""
+    the module's own Parameter (1.1 s against 5 ms for SmolLM2's head, measured); fp32 pays 3.4x on the
+    strided input whatever the weight (48 against 14 ms)."""
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
 
 
