@@ -75,7 +75,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
-
     problems = doctor(EXPERIMENTS.get(args.experiment), open_storage(args.storage or default_storage_url(
         args.experiment)))
     for line in problems:

@@ -105,14 +105,16 @@ def measure(method: str, args: argparse.Namespace) -> dict:
 def main(args: argparse.Namespace) -> None:
     check_model_name(args.model)
     args.set = parse_set_args(args.set)
-    classes = [ReferenceMeZO if m == REFERENCE else METHODS.get(m) for m in args.methods]
-    for key in args.set:
-        if not any(key in {f.name for f in dataclasses.fields(cls.Hparams)} for cls in classes):
-            raise BenchmarkError(f"--set {key}: none of the measured methods has this hyperparameter")
-    for cls in classes:  # every value checked here, before a child process loads a model
-        hp = cls.Hparams()
-        apply_overrides([hp], hparam_sets(hp, args.set))
+    used: set[str] = set()
+    for m in args.methods:  # every key and value checked here, before a child process loads a model
+        hp = (ReferenceMeZO if m == REFERENCE else METHODS.get(m)).Hparams()
+        sets = hparam_sets(hp, args.set)
+        apply_overrides([hp], sets)
         validate(hp)
+        used |= set(sets)
+    unknown = sorted(args.set.keys() - used)
+    if unknown:
+        raise BenchmarkError(f"--set {unknown[0]}: none of the measured methods has this hyperparameter")
     device = resolve_device(args.device)
     started = time.time()
     results: dict[str, dict] = {}

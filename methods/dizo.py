@@ -92,6 +92,7 @@ class DiZO(MeZO):
         index = {id(p): i for i, p in enumerate(self.engine.params)}
         self.layers = [(name, index[id(p)]) for name, p in role_weights(model, parse_roles(hp.projected_layers))]
         self.base = [self._store(self.engine.params[i]) for _, i in self.layers]
+        self.slot = {i: k for k, (_, i) in enumerate(self.layers)}  # parameter index -> projected layer
         self.gamma: torch.Tensor | None = None  # gamma per projected layer after the last round (float64)
         self.gains: dict[int, float] = {}  # projection_target=lr: the last round's ratios scale the next steps
         self.last_ratios: torch.Tensor | None = None
@@ -121,8 +122,7 @@ class DiZO(MeZO):
         return torch.lerp(base, p.detach(), ratios[k].to(p.dtype))
 
     def _projected(self, ratios: torch.Tensor):
-        slot = {i: k for k, (_, i) in enumerate(self.layers)}
-        return self.engine.substituted(lambda i: self._lerp(slot[i], ratios), indices=slot)
+        return self.engine.substituted(lambda i: self._lerp(self.slot[i], ratios), indices=self.slot)
 
     def _losses(self, loss_fn: LossFn, *ratios: torch.Tensor | None) -> list[float]:
         """The batch's loss with the projected layers at each ratio vector (None: as they are), in one
@@ -133,12 +133,10 @@ class DiZO(MeZO):
                 with contextlib.nullcontext() if r is None else self._projected(r):
                     out.append(loss_fn.copies(1).item())
             return out
-        slot = {i: k for k, (_, i) in enumerate(self.layers)}
-
         def variant(i: int, k: int, previous: torch.Tensor | None) -> torch.Tensor:
-            return self.engine.params[i] if ratios[k] is None else self._lerp(slot[i], ratios[k])
+            return self.engine.params[i] if ratios[k] is None else self._lerp(self.slot[i], ratios[k])
 
-        with self.engine.stacked(len(ratios), variant, indices=slot):
+        with self.engine.stacked(len(ratios), variant, indices=self.slot):
             return loss_fn.copies(len(ratios)).tolist()
 
     def norms(self) -> torch.Tensor:

@@ -69,7 +69,7 @@ class ZOEngine:
         ]
         self._checked = False
         self._spare: dict[tuple, list[torch.Tensor]] = {}  # scratch tensors by (shape, dtype, device)
-        self._lent: set[int] = set()
+        self._lent: dict[int, torch.Tensor] = {}  # by id; held here so no other tensor can take the id
 
     def _generator(self, device: torch.device, slot: int, seed: int) -> torch.Generator:
         gen = self._generators.get((device, slot))
@@ -84,13 +84,12 @@ class ZOEngine:
         p = self.params[i]
         spare = self._spare.get((p.shape, p.dtype, p.device))
         t = spare.pop() if spare else torch.empty(p.shape, dtype=p.dtype, device=p.device)
-        self._lent.add(id(t))
+        self._lent[id(t)] = t
         return t
 
     def give_back(self, t: torch.Tensor) -> None:
         """Return a borrowed scratch tensor (anything else is ignored)."""
-        if id(t) in self._lent:
-            self._lent.remove(id(t))
+        if self._lent.pop(id(t), None) is not None:
             self._spare.setdefault((t.shape, t.dtype, t.device), []).append(t)
 
     @contextlib.contextmanager
@@ -120,49 +119,10 @@ class ZOEngine:
                 draw(c)
         return z
 
-    @contextlib.contextmanager
-    def substituted(self, make: Callable[[int], torch.Tensor], indices: Iterable[int] | None = None) -> Iterator[None]:
-        """Forwards inside see `make(i)` in place of parameter i (all, or `indices`); the parameters
-        themselves are left bit-for-bit as they were. `make` runs when the owning module runs, so
-        only one module's substitute is alive at a time."""
-        chosen = set(range(len(self.params)) if indices is None else indices)
-        reached: set[int] = set()
-
-        def pre_hook(module: nn.Module, args: tuple) -> tuple:
-            for pname, i in module._zo_slots:  # type: ignore[attr-defined]
-                module._parameters[pname] = make(i)
-                reached.add(i)
-            return dense(args)
-
-        def post_hook(module: nn.Module, _args: object, _out: object) -> None:
-            for pname, i in module._zo_slots:  # type: ignore[attr-defined]
-                self.give_back(module._parameters[pname])
-                module._parameters[pname] = self.params[i]
-
-        slots: dict[nn.Module, list[tuple[str, int]]] = {}
-        for module, pname, i in self._owners:
-            if i in chosen:
-                slots.setdefault(module, []).append((pname, i))
-        handles = []
-        for module, s in slots.items():
-            module._zo_slots = s  # type: ignore[attr-defined]
-            handles.append(module.register_forward_pre_hook(pre_hook))
-            handles.append(module.register_forward_hook(post_hook))
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-            for module, s in slots.items():
-                for pname, i in s:
-                    self.give_back(module._parameters[pname])
-                    module._parameters[pname] = self.params[i]
-                del module._zo_slots  # type: ignore[attr-defined]
-        if not self._checked and reached:
-            self._checked = True
-            missed = [self.names[i] for i in chosen if i not in reached]
-            if missed:
-                warnings.warn(f"ZO: {len(missed)} trainable parameters never seen in a forward, e.g. {missed[:3]}")
+    def substituted(self, make: Callable[[int], torch.Tensor], indices: Iterable[int] | None = None) -> ContextManager[None]:
+        """Forwards inside see `make(i)` in place of parameter i (all, or `indices`): `stacked` with one
+        copy. `make` runs when the owning module runs, so only one module's substitute is alive at a time."""
+        return self.stacked(1, lambda i, k, previous: make(i), indices)
 
     def plus(self, seed: int, i: int, eps: float, scales: list[torch.Tensor] | None = None) -> torch.Tensor:
         """theta + eps * z (times `scales[i]` elementwise, HiZOO's factor), built in z's own buffer."""
@@ -209,6 +169,8 @@ class ZOEngine:
         stack. The parameters themselves are left bit-for-bit as they were."""
 
         running: list[int] = []  # the copy an enclosing owner module is running (RoBERTa's LM head owns a bias)
+        chosen = set(range(len(self.params)) if indices is None else indices)
+        reached: set[int] = set()
 
         def wrap(module: nn.Module, slots: list[tuple[str, int]]) -> Callable:
             forward = module.forward
@@ -217,6 +179,7 @@ class ZOEngine:
             def swap(k: int) -> None:
                 for pname, i in slots:
                     module._parameters[pname] = seen[i] = variant(i, k, seen.get(i) if k else None)
+                    reached.add(i)
 
             def restore(done: bool) -> None:
                 """Put the parameters back; once the last copy has run, return the scratch tensors."""
@@ -226,8 +189,8 @@ class ZOEngine:
                         self.give_back(seen.pop(i))
 
             def run(*args, **kwargs):
-                if running:  # inside an owner's copy k: this input is already that copy's slice
-                    k = running[-1]
+                if running or copies == 1:  # one copy, or inside an owner's copy k: the input is that copy
+                    k = running[-1] if running else 0
                     swap(k)
                     try:
                         return forward(*dense(args), **kwargs)
@@ -255,7 +218,6 @@ class ZOEngine:
 
             return run
 
-        chosen = set(range(len(self.params)) if indices is None else indices)
         slots: dict[nn.Module, list[tuple[str, int]]] = {}
         for module, pname, i in self._owners:
             if i in chosen:
@@ -267,6 +229,11 @@ class ZOEngine:
         finally:
             for module in slots:
                 del module.forward
+        if not self._checked and reached:
+            self._checked = True
+            missed = [self.names[i] for i in chosen if i not in reached]
+            if missed:
+                warnings.warn(f"ZO: {len(missed)} trainable parameters never seen in a forward, e.g. {missed[:3]}")
 
     @torch.no_grad()
     def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
