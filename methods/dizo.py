@@ -115,26 +115,26 @@ class DiZO(MeZO):
     def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
         super().update(seed, coeff, decay, gains or dict(self.gains) or None)
 
-    def _lerp(self, k: int, ratios: torch.Tensor) -> torch.Tensor:
-        """theta0 + r * (theta - theta0) for projected layer k, built on the parameter's device."""
-        p = self.engine.params[self.layers[k][1]]
-        base = self.base[k].to(p.device, non_blocking=True)
+    def _lerp(self, k: int, ratios: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+        """theta0 + r * (theta - theta0) for (rows `rows` of) projected layer k, built on the parameter's device."""
+        p = self.engine.params[self.layers[k][1]][rows]
+        base = self.base[k][rows].to(p.device, non_blocking=True)
         return torch.lerp(base, p.detach(), ratios[k].to(p.dtype))
 
     def _projected(self, ratios: torch.Tensor):
-        return self.engine.substituted(lambda i: self._lerp(self.slot[i], ratios), indices=self.slot)
+        return self.engine.substituted(lambda i, rows: self._lerp(self.slot[i], ratios, rows), indices=self.slot)
 
     def _losses(self, loss_fn: LossFn, *ratios: torch.Tensor | None) -> list[float]:
         """The batch's loss with the projected layers at each ratio vector (None: as they are), in one
         stacked forward (`dual_forward`) or one forward each."""
-        if not self.hp.dual_forward:
+        if not (self.hp.dual_forward and self.engine.fits(len(ratios))):
             out = []
             for r in ratios:
                 with contextlib.nullcontext() if r is None else self._projected(r):
                     out.append(loss_fn.copies(1).item())
             return out
-        def variant(i: int, k: int, previous: torch.Tensor | None) -> torch.Tensor:
-            return self.engine.params[i] if ratios[k] is None else self._lerp(self.slot[i], ratios[k])
+        def variant(i: int, k: int, previous: torch.Tensor | None, rows: slice) -> torch.Tensor:
+            return self.engine.params[i][rows] if ratios[k] is None else self._lerp(self.slot[i], ratios[k], rows)
 
         with self.engine.stacked(len(ratios), variant, indices=self.slot):
             return loss_fn.copies(len(ratios)).tolist()

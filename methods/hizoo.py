@@ -69,11 +69,12 @@ class HiZOO(MeZO):
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
         with torch.no_grad():
-            if self.hp.dual_forward:  # the three points in one pass on the batch stacked three times
+            if self.hp.dual_forward and self.engine.fits(3):  # the three points in one pass, the batch stacked 3 times
                 with self.engine.probes(seed, eps, self.scales, center=True):
                     loss, loss_plus, loss_minus = loss_fn.copies(3).tolist()
             else:
-                loss = loss_fn.copies(1).item()
+                with self.engine.measured():
+                    loss = loss_fn.copies(1).item()
                 with self.engine.perturbed(seed, eps, scales=self.scales):
                     loss_plus = loss_fn.copies(1).item()
                 with self.engine.perturbed(seed, eps, sign=-1, scales=self.scales):
@@ -93,13 +94,16 @@ class HiZOO(MeZO):
     @torch.no_grad()
     def _update_released(self, seed: int, coeff: float, decay: float, ac: float) -> None:
         """S <- sqrt((1 - alpha) S^2 + alpha c z^2 / S^2), then the step with the new S."""
-        for i, (p, s) in enumerate(zip(self.engine.params, self.scales)):
-            with self.engine.drawn(seed, i) as z:
-                m = torch.mul(z, z).div_(s).div_(s).mul_(ac).addcmul_(s, s, value=1.0 - self.hp.hessian_smooth)
-                s.copy_(m.sqrt_())
-                if decay:
-                    p.mul_(1.0 - decay)
-                p.addcmul_(z, s, value=-coeff)
+
+        def step(i: int, rows: slice, z: torch.Tensor) -> None:
+            p, s = self.engine.params[i][rows], self.scales[i][rows]
+            m = torch.mul(z, z).div_(s).div_(s).mul_(ac).addcmul_(s, s, value=1.0 - self.hp.hessian_smooth)
+            s.copy_(m.sqrt_())
+            if decay:
+                p.mul_(1.0 - decay)
+            p.addcmul_(z, s, value=-coeff)
+
+        self.engine.apply(seed, step)
 
     def _factor(self, z: torch.Tensor, ac: float) -> torch.Tensor:
         """sqrt(1 - alpha + alpha c z^2) = sqrt(H_new / H), computed in z's buffer."""
@@ -107,20 +111,24 @@ class HiZOO(MeZO):
 
     @torch.no_grad()
     def _update_inverse(self, seed: int, coeff: float, decay: float, ac: float) -> None:
-        for i, (p, s) in enumerate(zip(self.engine.params, self.scales)):
-            with self.engine.drawn(seed, i) as z:
-                if decay and self.engine.decay[i]:
-                    p.mul_(1.0 - decay)
-                p.addcmul_(z, s, value=-coeff)
-                s.div_(self._factor(z, ac))
+        def step(i: int, rows: slice, z: torch.Tensor) -> None:
+            p, s = self.engine.params[i][rows], self.scales[i][rows]
+            if decay and self.engine.decay[i]:
+                p.mul_(1.0 - decay)
+            p.addcmul_(z, s, value=-coeff)
+            s.div_(self._factor(z, ac))
+
+        self.engine.apply(seed, step)
 
     @torch.no_grad()
     def _revert_inverse(self, seed: int, coeff: float, decay: float, ac: float) -> None:
-        for i, (p, s) in enumerate(zip(self.engine.params, self.scales)):
-            with self.engine.drawn(seed, i) as z:
-                p.addcmul_(z, s.mul_(self._factor(z.clone(), ac)), value=coeff)
-                if decay and self.engine.decay[i]:
-                    p.div_(1.0 - decay)
+        def step(i: int, rows: slice, z: torch.Tensor) -> None:
+            p, s = self.engine.params[i][rows], self.scales[i][rows]
+            p.addcmul_(z, s.mul_(self._factor(z.clone(), ac)), value=coeff)
+            if decay and self.engine.decay[i]:
+                p.div_(1.0 - decay)
+
+        self.engine.apply(seed, step)
 
     def checkpoint(self) -> Any:
         """The released rule's S update has two preimages (a quadratic in S^2), so its steps cannot be

@@ -22,7 +22,10 @@ class MeZOHparams:
     eps: float = param(1e-3, "perturbation scale epsilon", positive, "> 0")
     weight_decay: float = param(0.0, "decoupled weight decay (not on biases or norm weights)", non_negative, ">= 0")
     dual_forward: bool = param(True, "both probes in one pass over the model on the batch stacked twice, z drawn once "
-                                     "for the pair (false: two forwards, z drawn for each)")
+                                     "for the pair (false: two forwards, z drawn for each; on a GPU the run falls back "
+                                     "to it when the stacked batch does not fit)")
+    keep_z: bool = param(False, "keep z from the probes for the update: one draw a step instead of two, at the memory "
+                                "of one copy of the trained weights (what DiZO's released code does)")
 
 
 @register_method("mezo")
@@ -36,17 +39,17 @@ class MeZO:
         self.hp = hp
         self.schedule = schedule
         self.seed = seed
-        self.engine = ZOEngine(model, trainable(model), decays(model))
+        self.engine = ZOEngine(model, trainable(model), decays(model), keep_directions=hp.keep_z)
         self.undo: list[Callable[[], None]] = []  # one closure per change to the weights: the rollback log
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
         with torch.no_grad():
-            if self.hp.dual_forward:
+            if self.hp.dual_forward and self.engine.fits(2):
                 with self.engine.probes(seed, eps):
                     loss_plus, loss_minus = loss_fn.copies(2).tolist()
             else:
-                with self.engine.perturbed(seed, eps):
+                with self.engine.measured(), self.engine.perturbed(seed, eps):
                     loss_plus = loss_fn.copies(1).item()
                 with self.engine.perturbed(seed, eps, sign=-1):
                     loss_minus = loss_fn.copies(1).item()

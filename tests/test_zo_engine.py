@@ -1,10 +1,13 @@
 """The ZO engine: exact restore, the SPSA estimate against autograd, and rollback."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
+from methods import zo
 from methods.zo import ZOEngine
 from tests.helpers import CPU, Loop, make, params_of, toy_examples
 from tests.helpers import tiny as tiny_model
@@ -102,23 +105,90 @@ def test_mezo_restore_rolls_back_to_checkpoint(tiny):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["llama", "opt", "roberta"])  # OPT and RoBERTa tie the embedding to the LM head
-@pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"}),
-                                         ("dizo", {"projection_interval": "3"}), ("mezo-lora", {})])
-def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets):
-    """One pass over the stacked batch gives what the probes one by one give: the same losses, projected
-    gradients and weights after 5 steps (DiZO: a projection round included; HiZOO: its Hessian moving)."""
-    runs = []
-    for dual in ("true", "false"):
-        loaded = tiny_model(arch)
-        trainer = make(method, loaded.model, dual_forward=dual, **sets)
+def streamed(monkeypatch) -> None:
+    """Chunk and stream thresholds small enough that the tiny models' embeddings and LM heads are drawn in
+    several chunks and perturbed, used and updated a part at a time, as SmolLM2's are."""
+    monkeypatch.setattr(zo, "CHUNK_MIN_NUMEL", 256)
+    monkeypatch.setattr(zo, "CHUNK_MAX_NUMEL", 1024)
+    monkeypatch.setattr(zo, "STREAM_MIN_NUMEL", 4096)
+
+
+def trajectory(arch: str, method: str, threads: int = 0, **sets: str):
+    """(per step: loss and metrics; the weights after 5 steps) of a method on a tiny model."""
+    loaded = tiny_model(arch)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        trainer = make(method, loaded.model, **sets)
         loaded.model.eval()  # dropout off, as the runner runs every ZO method
         loop = Loop(loaded)
         steps = [trainer.step(step, loop.loss_fn(), loop.loss_fn) for step in range(5)]
-        runs.append(([(s.loss, s.metrics) for s in steps], params_of(loaded.model)))
-    (dual_steps, dual_params), (seq_steps, seq_params) = runs
-    assert dual_steps == seq_steps
-    assert all(torch.equal(dual_params[n], seq_params[n]) for n in seq_params)
+    finally:
+        torch.set_num_threads(before)
+    return [(s.loss, s.metrics) for s in steps], params_of(loaded.model)
+
+
+def assert_same(a, b) -> None:
+    (steps_a, params_a), (steps_b, params_b) = a, b
+    assert steps_a == steps_b
+    assert all(torch.equal(params_a[n], params_b[n]) for n in params_b)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("arch", ["llama", "opt", "roberta"])  # OPT and RoBERTa tie the embedding to the LM head
+@pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"}),
+                                         ("dizo", {"projection_interval": "3"}), ("mezo-lora", {})])
+def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets, stream, monkeypatch):
+    """One pass over the stacked batch gives what the probes one by one give: the same losses, projected
+    gradients and weights after 5 steps (DiZO: a projection round included; HiZOO: its Hessian moving),
+    with the embedding and head whole or streamed a part at a time."""
+    if stream:
+        streamed(monkeypatch)
+    assert_same(trajectory(arch, method, dual_forward="true", **sets),
+                trajectory(arch, method, dual_forward="false", **sets))
+
+
+@pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"})])
+def test_kept_z_and_thread_count_leave_the_trajectory_unchanged(method, sets, monkeypatch):
+    """keep_z (z held from the probes for the update) and the update's threads (1 or 2) change where the
+    work happens, not one bit of the result."""
+    streamed(monkeypatch)
+    reference = trajectory("opt", method, threads=2, **sets)
+    assert_same(reference, trajectory("opt", method, threads=2, keep_z="true", **sets))
+    assert_same(reference, trajectory("opt", method, threads=1, **sets))
+
+
+def test_streamed_forward_equals_explicitly_shifted_weights(monkeypatch):
+    """A streamed embedding and LM head (tied, OPT) see theta + eps z part by part: the loss is the one of
+    the weights shifted in full."""
+    streamed(monkeypatch)
+    loaded = tiny_model("opt")
+    model = loaded.model.eval()
+    engine = ZOEngine(model, trainable(model), decays(model))
+    assert max(len(engine.parts(i)) for i in range(len(engine.params))) > 1  # something is streamed
+    batch = Encoder(loaded.tokenizer, 128, CPU).collate(toy_examples(4))
+    with torch.no_grad():
+        with engine.probes(seed=3, eps=0.01):
+            plus, minus = BatchLoss(model, batch).copies(2).tolist()
+        for i, p in enumerate(engine.params):
+            p.add_(engine.direction(3, i), alpha=0.01)
+        explicit = classification_loss(model, batch).item()
+    assert plus == pytest.approx(explicit, rel=1e-5) and minus != pytest.approx(plus, rel=1e-7)
+
+
+def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_would_not_fit(monkeypatch):
+    """On CUDA: no stacked forward before one forward's activation peak is known; then `copies` times it
+    against the free memory (with FIT_MARGIN). A CPU always fits."""
+    model = torch.nn.Linear(4, 4)
+    engine = ZOEngine(model, trainable(model), set())
+    assert engine.fits(3)  # CPU
+    engine.params = [SimpleNamespace(device=SimpleNamespace(type="cuda"))]  # no GPU here: the decision alone
+    monkeypatch.setattr(zo, "free_bytes", lambda device: 1000)
+    assert not engine.fits(2)  # not measured yet
+    engine._forward_bytes = 450
+    assert engine.fits(2)  # 900 <= 0.9 * 1000
+    with pytest.warns(UserWarning, match="stacked batches"):
+        assert not engine.fits(3)  # 1350 > 900
 
 
 def test_directions_are_standard_normal_and_independent_of_the_thread_count():
