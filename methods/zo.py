@@ -34,7 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, ContextManager, Iterable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 MASK64 = (1 << 64) - 1

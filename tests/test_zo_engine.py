@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
+from methods import zo
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
-from methods import zo
 from methods.zo import ZOEngine
 from tests.helpers import CPU, Loop, make, params_of, toy_examples
 from tests.helpers import tiny as tiny_model
