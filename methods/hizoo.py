@@ -97,8 +97,8 @@ class HiZOO(MeZO):
 
         def step(i: int, rows: slice, z: torch.Tensor) -> None:
             p, s = self.engine.params[i][rows], self.scales[i][rows]
-            m = torch.mul(z, z).div_(s).div_(s).mul_(ac).addcmul_(s, s, value=1.0 - self.hp.hessian_smooth)
-            s.copy_(m.sqrt_())
+            m = torch.div(z, s).square_().mul_(ac).addcmul_(s, s, value=1.0 - self.hp.hessian_smooth)
+            torch.sqrt(m, out=s)
             if decay:
                 p.mul_(1.0 - decay)
             p.addcmul_(z, s, value=-coeff)
