@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=None)
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--device", default=None, help="auto|cpu|cuda")
-    r.add_argument("--dtype", default=None, help="auto|fp32|fp16|bf16")
+    r.add_argument("--dtype", default=None, help="auto|fp32|fp16|bf16|bf16-mixed")
     r.add_argument("--experiment", default=None, help="MLflow experiment (default adhoc)")
     r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any run setting or hyperparameter; repeat the flag or list several")
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--batch-size", type=int, default=16)
     perf.add_argument("--steps", type=int, default=10, help="timed steps per method (after warm-up)")
     perf.add_argument("--device", default="auto")
-    perf.add_argument("--dtype", default="auto")
+    perf.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16", "bf16-mixed"])
     perf.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                       help="hyperparameters for every measured method that has them (dual_forward=false: sequential ZO)")
     perf.add_argument("--json", action="store_true")

@@ -16,7 +16,8 @@ class RunConfig:
     steps: int = param(1000, "training steps", positive, "> 0")
     seed: int = param(0, "seed for data sampling, batch order and ZO directions", non_negative, ">= 0")
     device: str = param("auto", "auto|cpu|cuda", *one_of("auto", "cpu", "cuda"))
-    dtype: str = param("auto", "auto (fp32 on CPU, fp16 on CUDA)|fp32|fp16|bf16", *one_of("auto", "fp32", "fp16", "bf16"))
+    dtype: str = param("auto", "auto (fp16 on CUDA; on CPU bf16-mixed where measured faster, else fp32)|fp32|fp16|bf16|"
+                       "bf16-mixed (fp32 weights, bf16 matmuls)", *one_of("auto", "fp32", "fp16", "bf16", "bf16-mixed"))
     batch_size: int = param(16, "training examples per step", positive, "> 0")
     eval_every: int = param(100, "evaluate on dev every N steps (and at the end)", positive, "> 0")
     num_train: int | None = param(None, "training examples from the train pool (none: the task's size, 1000 for most)",

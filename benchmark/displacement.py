@@ -18,7 +18,7 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.core import names
 from benchmark.core.settings import apply_overrides, parse_set_args, validate
-from benchmark.models import load_model, resolve_device, resolve_dtype
+from benchmark.models import load_model, resolve_device
 from benchmark.runner import batch_indices, sample
 from benchmark.scoring import Batch, BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
@@ -55,7 +55,7 @@ def probe(args: argparse.Namespace) -> list[str]:
     validate(cfg)
     validate(hp)
     device = resolve_device("auto")
-    loaded = load_model(cfg.model, device, resolve_dtype("auto", device))
+    loaded = load_model(cfg.model, device, torch.float32 if device.type == "cpu" else torch.float16)
     loaded.model.eval()  # ZO forwards: no dropout
     _, _, splits = sample(cfg)
     encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")

@@ -6,7 +6,11 @@ once to safetensors) and tiny random models for tests; any other name is handed 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -117,7 +121,9 @@ register_model("tiny-random-roberta")(
 MASKED_MODELS = {"tiny-random-roberta"}
 
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+BF16_MARGIN = 1.25  # `auto` picks bf16-mixed on a CPU where its matmuls are this much faster than fp32
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "bf16-mixed": torch.float32}
+AUTOCAST = {"bf16-mixed": torch.bfloat16}  # fp32 weights (and updates); matmuls under torch.autocast in bf16
 
 
 def resolve_device(device: str) -> torch.device:
@@ -128,10 +134,52 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+@dataclass(frozen=True)
+class Precision:
+    """What `--dtype` resolves to: the weights' dtype and, for a mixed form, the dtype matmuls run in."""
+
+    name: str  # fp32 | fp16 | bf16 | bf16-mixed (the MLflow `dtype` tag)
+    weights: torch.dtype
+    autocast: torch.dtype | None = None
+
+    def compute(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The context forwards run in: autocast for a mixed form, nothing otherwise."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        # no weight-cast cache: it keeps the first bf16 copy of each Parameter for the whole context, so a run
+        # inside one context would evaluate its initial weights (measured: dev stuck at zero-shot, 0.577)
+        return torch.autocast(device.type, dtype=self.autocast, cache_enabled=False)
+
+
+def resolve_precision(dtype: str, device: torch.device) -> Precision:
+    """`auto`: fp16 on CUDA; on a CPU bf16-mixed where `bf16_pays` measures it faster, else fp32 (bf16
+    weights are never chosen: most of a ZO update rounds away in them; README, Precision)."""
     if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return DTYPES[dtype]
+        if device.type == "cuda":
+            dtype = "fp16"
+        else:
+            dtype = "bf16-mixed" if bf16_pays() else "fp32"
+    return Precision(dtype, DTYPES[dtype], AUTOCAST.get(dtype))
+
+
+@functools.cache
+def bf16_pays(margin: float = BF16_MARGIN) -> bool:
+    """Whether bf16 matmuls under autocast beat fp32 on this CPU by `margin`: a SmolLM2-sized linear
+    (768 x 576 @ 576 x 1536, the weight cast included, as autocast does it every call), median of 9
+    after warm-up, measured once per process (about 0.1 s). CPUs differ: AMX and AVX-512-bf16 run bf16
+    natively, an AVX2-only CPU emulates it."""
+    x, linear = torch.randn(768, 576), torch.nn.Linear(576, 1536, bias=False)
+
+    def median_s(autocast: bool) -> float:
+        times = []
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            for _ in range(12):
+                start = time.perf_counter()
+                linear(x)
+                times.append(time.perf_counter() - start)
+        return statistics.median(times[3:])
+
+    return median_s(False) >= margin * median_s(True)
 
 
 def check_model_name(name: str) -> None:

@@ -23,7 +23,7 @@ import torch
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, parse_set_args, validate
 from benchmark.measure import MemoryMonitor, Stopwatch, device_name
-from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_dtype
+from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_precision
 from benchmark.scoring import BatchLoss, Encoder
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
@@ -62,7 +62,12 @@ def median_time(fn: Callable[[int], object], n: int, device: torch.device,
 def measure(method: str, args: argparse.Namespace) -> dict:
     """One method's row; runs in a child process."""
     device = resolve_device(args.device)
-    dtype = resolve_dtype(args.dtype, device)
+    precision = resolve_precision(args.dtype, device)
+    with precision.compute(device):
+        return measure_in(method, args, device, precision.weights)
+
+
+def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
     _, prompt = TASKS.get(args.task).template(model_kind(args.model))
     examples = sample_splits(TASKS.get(args.task), prompt.render, 0, args.batch_size, 1, 1).train
     torch.manual_seed(0)
@@ -130,7 +135,7 @@ def main(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    dtype = str(resolve_dtype(args.dtype, device)).removeprefix("torch.")
+    dtype = resolve_precision(args.dtype, device).name
     sets = "".join(f" | {k}={v}" for k, v in args.set.items())
     print(f"model {args.model} | {device_name(device)} | {dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")

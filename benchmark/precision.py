@@ -1,7 +1,7 @@
 """Does bf16 learn as fp32 does on this CPU, and is it faster? The measurements behind `--dtype auto`.
 
 `python -m benchmark.precision [--model M] [--task T] [--seeds 32]` scores one training batch three ways:
-`fp32`; `bf16` (bf16 weights: perturbations and updates in bf16); `bf16-autocast` (fp32 master weights,
+`fp32`; `bf16` (bf16 weights: perturbations and updates in bf16); `bf16-mixed` (fp32 weights and updates,
 every matmul under `torch.autocast` in bf16). Per form: the median MeZO step and forward time, and, over
 `--seeds` directions z, the projected gradient (loss+ - loss-) / 2 eps against fp32's on the same batch
 and the same z (Pearson correlation, share of equal signs), and the share of an update's entries that
@@ -11,37 +11,33 @@ demo's 100 steps is `benchmark run mezo rt-polarity ... --dtype bf16` (README).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 
 import torch
 
-from benchmark.models import load_model, model_kind
+from benchmark.models import load_model, model_kind, resolve_precision
 from benchmark.scoring import BatchLoss, Encoder
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
 from tasks.registry import TASKS
 from tasks.sampling import sample_splits
 
-FORMS = {"fp32": (torch.float32, False), "bf16": (torch.bfloat16, False), "bf16-autocast": (torch.float32, True)}
-
-
-def precision(autocast: bool) -> contextlib.AbstractContextManager:
-    return torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+FORMS = ("fp32", "bf16", "bf16-mixed")
+CPU = torch.device("cpu")
 
 
 def measure(args: argparse.Namespace, form: str) -> dict:
-    dtype, autocast = FORMS[form]
+    precision = resolve_precision(form, CPU)
     _, prompt = TASKS.get(args.task).template(model_kind(args.model))
     examples = sample_splits(TASKS.get(args.task), prompt.render, 0, args.batch_size, 1, 1).train
-    loaded = load_model(args.model, torch.device("cpu"), dtype)
+    loaded = load_model(args.model, CPU, precision.weights)
     model = loaded.model.eval()
-    loss_fn = BatchLoss(model, Encoder(loaded.tokenizer, 2048, torch.device("cpu")).collate(examples))
+    loss_fn = BatchLoss(model, Encoder(loaded.tokenizer, 2048, CPU).collate(examples))
     trainer = MeZO(MeZOHparams(lr=args.lr, eps=args.eps), model, lambda s: 1.0, 0)
     engine = trainer.engine
     grads, moved = [], []
-    with torch.no_grad(), precision(autocast):
+    with torch.no_grad(), precision.compute(CPU):
         for s in range(args.seeds):
             seed = mix(0, s)
             with engine.probes(seed, args.eps):

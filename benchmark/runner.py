@@ -20,7 +20,7 @@ from benchmark.core import names
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, flatten, validate
 from benchmark.measure import LayerDrift, MemoryMonitor, Stopwatch, device_name
-from benchmark.models import LoadedModel, check_model_name, load_model, model_kind, resolve_device, resolve_dtype
+from benchmark.models import LoadedModel, check_model_name, load_model, model_kind, resolve_device, resolve_precision
 from benchmark.scoring import BatchLoss, Encoder, evaluate
 from methods.base import LossFn, lr_schedule
 from methods.registry import METHODS
@@ -166,10 +166,10 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     task, template, splits = sample(cfg)  # data errors first: nothing is recorded for a run that cannot start
     experiment_id = tracking.connect(cfg.experiment)
     device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
-    loaded = load_model(cfg.model, device, dtype)
+    precision = resolve_precision(cfg.dtype, device)
+    loaded = load_model(cfg.model, device, precision.weights)
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
-            "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": str(dtype).removeprefix("torch."),
+            "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
     params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
               "n_test": len(splits.test)}
@@ -185,7 +185,8 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
 
     started = time.time()
     try:
-        result = train(cfg, hp, loaded, splits, device, record, progress, task.generation)
+        with precision.compute(device):
+            result = train(cfg, hp, loaded, splits, device, record, progress, task.generation)
     except BaseException as exc:
         buffer.flush()
         if isinstance(exc, Stopped):

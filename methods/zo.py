@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, ContextManager, Iterable, Iterator
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -141,25 +141,41 @@ class ZOEngine:
 
     def direction(self, seed: int, i: int, rows: slice | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
         """z for parameter i at this seed (its rows `rows`, whole chunks): the same values every time."""
-        p = self.params[i]
         rows = rows or self.whole(i)
-        z = torch.empty_like(p[rows]) if out is None else out
-        jobs = [(c, lo, hi) for c, (lo, hi) in enumerate(self._chunks[i]) if rows.start <= lo and hi <= rows.stop]
+        z = torch.empty_like(self.params[i][rows]) if out is None else out
+        self._draw(seed, [(i, rows, z)])
+        return z
 
-        def draw(share: list[tuple[int, int, int]]) -> None:
-            for c, lo, hi in share:
-                z[lo - rows.start:hi - rows.start].normal_(generator=self._generator(p.device, c, self._seed(seed, i, c)))
+    def _draw(self, seed: int, items: list[tuple[int, slice, torch.Tensor]]) -> None:
+        """z(seed) for several (parameter, rows, out) in one fork-join: all their chunks, shared out."""
+        jobs = [(out[lo - rows.start:hi - rows.start], self._seed(seed, i, c))
+                for i, rows, out in items for c, (lo, hi) in enumerate(self._chunks[i]) if rows.start <= lo and hi <= rows.stop]
+        self._shared(jobs, lambda job: job[0].numel(),
+                     lambda share, job: job[0].normal_(generator=self._generator(job[0].device, share, job[1])))
 
-        if p.device.type != "cpu" or self._pool is None or len(jobs) == 1:
-            draw(jobs)
-            return z
-        n = self._shares
-        shares = [jobs[len(jobs) * s // n:len(jobs) * (s + 1) // n] for s in range(n)]
-        futures = [self._pool.submit(draw, share) for share in shares[1:] if share]
-        draw(shares[0])  # the calling thread draws its share too
+    def _shared(self, jobs: list, size: Callable[[Any], int], run: Callable[[int, Any], None]) -> None:
+        """run(share, job) for every job. On a CPU with a pool the jobs are cut into contiguous shares of
+        about equal size, one per thread, the calling thread taking the first: one fork-join. `share` names
+        the thread-private generator and buffer a job may use."""
+        if self._pool is None or self.params[0].device.type != "cpu" or len(jobs) < 2:
+            for job in jobs:
+                run(0, job)
+            return
+        n, sizes = self._shares, [size(job) for job in jobs]
+        total, shares, acc = sum(sizes), [[] for _ in range(self._shares)], 0
+        for job, k in zip(jobs, sizes):
+            shares[min(n - 1, acc * n // total)].append(job)
+            acc += k
+
+        def work(share: int) -> None:
+            with torch.no_grad():  # grad mode is per thread
+                for job in shares[share]:
+                    run(share, job)
+
+        futures = [self._pool.submit(work, share) for share in range(1, n) if shares[share]]
+        work(0)
         for f in futures:
             f.result()
-        return z
 
     def borrow(self, i: int, rows: slice | None = None) -> torch.Tensor:
         """A scratch tensor shaped like rows `rows` of parameter i, reused across modules and steps: on a CPU
@@ -212,42 +228,27 @@ class ZOEngine:
         if not todo:
             return
         sliced = self._pool is not None and self.params[0].device.type == "cpu"
-        n = self._shares if sliced else 1
-        sizes = [self.params[i][slice(*self._chunks[i][c])].numel() for i, c in todo]
-        total, shares, acc = sum(sizes), [[] for _ in range(n)], 0
-        for job, size in zip(todo, sizes):  # contiguous shares of about equal size
-            shares[min(n - 1, acc * n // total)].append(job)
-            acc += size
-        buffers = {}
-        for s in range(n):
-            for i, c in shares[s]:
-                p = self.params[i]
-                need = buffers.get((s, p.dtype, p.device), 0)
-                buffers[(s, p.dtype, p.device)] = max(need, p[slice(*self._chunks[i][c])].numel())
-        for key, numel in buffers.items():  # one buffer per thread, kept across steps (no allocator churn)
-            if key not in self._work or self._work[key].numel() < numel:
-                self._work[key] = torch.empty(numel, dtype=key[1], device=key[2])
-        work = self._work
+        need: dict[tuple[torch.dtype, torch.device], int] = {}
+        for i, c in todo:
+            p = self.params[i]
+            need[(p.dtype, p.device)] = max(need.get((p.dtype, p.device), 0), p[slice(*self._chunks[i][c])].numel())
+        for (dtype, device), numel in need.items():  # one buffer per thread, kept across steps
+            for share in range(self._shares):
+                if (share, dtype, device) not in self._work or self._work[(share, dtype, device)].numel() < numel:
+                    self._work[(share, dtype, device)] = torch.empty(numel, dtype=dtype, device=device)
 
-        def run(s: int) -> None:
-            with torch.no_grad():  # grad mode is per thread
-                run_share(s)
+        def run(share: int, job: tuple[int, int]) -> None:
+            i, c = job
+            p = self.params[i]
+            lo, hi = self._chunks[i][c]
+            z = self._work[(share, p.dtype, p.device)][:p[lo:hi].numel()].view(p[lo:hi].shape)
+            z.normal_(generator=self._generator(p.device, share, self._seed(seed, i, c)))
+            step = max(1, SLICE // max(1, p[0].numel())) if sliced else hi - lo
+            for a in range(lo, hi, step):
+                b = min(a + step, hi)
+                fn(i, slice(a, b), z[a - lo:b - lo])
 
-        def run_share(s: int) -> None:
-            for i, c in shares[s]:
-                p = self.params[i]
-                lo, hi = self._chunks[i][c]
-                z = work[(s, p.dtype, p.device)][:p[lo:hi].numel()].view(p[lo:hi].shape)
-                z.normal_(generator=self._generator(p.device, s, self._seed(seed, i, c)))
-                step = max(1, SLICE // max(1, p[0].numel())) if sliced else hi - lo
-                for a in range(lo, hi, step):
-                    b = min(a + step, hi)
-                    fn(i, slice(a, b), z[a - lo:b - lo])
-
-        futures = [self._pool.submit(run, s) for s in range(1, n) if shares[s]]
-        run(0)
-        for f in futures:
-            f.result()
+        self._shared(todo, lambda job: self.params[job[0]][slice(*self._chunks[job[0]][job[1]])].numel(), run)
 
     # -- perturbed weights ---------------------------------------------------------------------------
 
@@ -400,8 +401,8 @@ class ZOEngine:
         iw, ib = slots.get("weight"), slots.get("bias")
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            if running or torch.is_grad_enabled():  # `out=` has no autograd (DiZO-FO learns through this)
-                return nested(x)
+            if running or torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
+                return nested(x)  # `out=` has no autograd (DiZO-FO learns through this) nor autocast
             reached.update(slots.values())
             x2 = x.contiguous().view(-1, x.shape[-1])
             size = x2.shape[0] // copies
@@ -434,8 +435,8 @@ class ZOEngine:
         a streamed table a part at a time (the rows of the tokens that fall in it)."""
 
         def run(ids: torch.Tensor) -> torch.Tensor:
-            if running or torch.is_grad_enabled():  # `out=` has no autograd (DiZO-FO learns through this)
-                return nested(ids)
+            if running or torch.is_grad_enabled() or torch.is_autocast_enabled(ids.device.type):
+                return nested(ids)  # `out=` has no autograd (DiZO-FO learns through this) nor autocast
             reached.add(i)
             flat = ids.reshape(-1)
             size = flat.numel() // copies

@@ -139,3 +139,34 @@ def test_layer_drift_is_logged_for_figure_1():
     assert keys == {f"drift/{r}/{layer}" for r in "qkvo" for layer in (0, 1)}  # 2 layers, 4 projections
     assert all(logged[0][k] == 0.0 for k in keys)
     assert all(logged[6][k] > logged[3][k] > 0 for k in keys) and "drift/q/0" not in logged[1]
+
+
+def test_bf16_mixed_keeps_fp32_weights_and_runs_the_matmuls_in_bf16():
+    """`--dtype bf16-mixed`: the weights and the ZO update stay fp32; the forwards' matmuls run in bf16."""
+    from benchmark.models import resolve_precision
+    from tests.helpers import Loop, make, params_of, tiny
+
+    precision = resolve_precision("bf16-mixed", CPU)
+    assert (precision.weights, precision.autocast) == (torch.float32, torch.bfloat16)
+    loaded = tiny("llama")
+    trainer = make("mezo", loaded.model)
+    loaded.model.eval()
+    seen = []
+    loaded.model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    before = params_of(loaded.model)
+    with precision.compute(CPU):
+        trainer.step(0, Loop(loaded).loss_fn())
+    assert seen and set(seen) == {torch.bfloat16}
+    after = params_of(loaded.model)
+    assert all(p.dtype == torch.float32 for p in after.values())
+    assert any(not torch.equal(before[n], after[n]) for n in after)
+
+
+@pytest.mark.parametrize("pays,expected", [(True, "bf16-mixed"), (False, "fp32")])
+def test_auto_precision_on_a_cpu_follows_the_measurement(pays, expected, monkeypatch):
+    """`auto` picks bf16-mixed on a CPU only where bf16 measured faster; never bf16 weights; fp16 on CUDA."""
+    import benchmark.models as models
+
+    monkeypatch.setattr(models, "bf16_pays", lambda: pays)
+    assert models.resolve_precision("auto", CPU).name == expected
+    assert models.resolve_precision("auto", torch.device("cuda")).name == "fp16"

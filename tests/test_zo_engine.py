@@ -160,7 +160,7 @@ def test_kept_z_and_thread_count_leave_the_trajectory_unchanged(method, sets, mo
 
 def test_streamed_forward_equals_explicitly_shifted_weights(monkeypatch):
     """A streamed embedding and LM head (tied, OPT) see theta + eps z part by part: the loss is the one of
-    the weights shifted in full."""
+    the weights shifted in full (second forward: scratch tensors reused from the first)."""
     streamed(monkeypatch)
     loaded = tiny_model("opt")
     model = loaded.model.eval()
@@ -168,6 +168,8 @@ def test_streamed_forward_equals_explicitly_shifted_weights(monkeypatch):
     assert max(len(engine.parts(i)) for i in range(len(engine.params))) > 1  # something is streamed
     batch = Encoder(loaded.tokenizer, 128, CPU).collate(toy_examples(4))
     with torch.no_grad():
+        with engine.probes(seed=2, eps=0.01):
+            BatchLoss(model, batch).copies(2)
         with engine.probes(seed=3, eps=0.01):
             plus, minus = BatchLoss(model, batch).copies(2).tolist()
         for i, p in enumerate(engine.params):
