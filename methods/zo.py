@@ -19,7 +19,9 @@ Where the time goes, and what is done about it (SmolLM2-135M, fp32, batch 16, 2 
   output tensor (`mm`/`addmm`/`index_select` with `out=`): no `cat` of the halves.
 - A weight of STREAM_MIN_NUMEL values or more (the embedding and LM head) is perturbed, used and
   updated a part at a time (STREAM_CHUNKS of z's chunks), so no scratch tensor the size of the
-  vocabulary matrix exists: the scratch peak is a few MB, not 113.
+  vocabulary matrix exists: 8 MB of scratch for SmolLM2, not 113. A tied weight (embedding = LM head) is
+  therefore drawn by each module that uses it: drawing it once would hold its z through the forward
+  (113 MB); with `keep_z` it is drawn once.
 - z is drawn in chunks, each from its own generator; the calling thread and a pool share them (torch's
   CPU `normal_` runs on one core). The update runs in those threads too (`apply`), chunk by chunk.
 - Scratch tensors are borrowed from a pool per shape instead of allocated per module per forward.
