@@ -67,16 +67,24 @@ def measure(method: str, args: argparse.Namespace) -> dict:
         return measure_in(method, args, device, precision.weights)
 
 
-def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
-    _, prompt = TASKS.get(args.task).template(model_kind(args.model))
-    examples = sample_splits(TASKS.get(args.task), prompt.render, 0, args.batch_size, 1, 1).train
+def one_batch(model_name: str, task: str, batch_size: int, device: torch.device, dtype: torch.dtype,
+              reference: bool = False) -> BatchLoss:
+    """A freshly loaded model and the loss of the task's first `batch_size` training examples: what every
+    timing here runs on (`reference`: scored as MeZO's released code scores, one row per candidate, the LM
+    head over every position)."""
+    _, prompt = TASKS.get(task).template(model_kind(model_name))
+    examples = sample_splits(TASKS.get(task), prompt.render, 0, batch_size, 1, 1).train
     torch.manual_seed(0)
-    loaded = load_model(args.model, device, dtype)
-    model = loaded.model
-    reference = method == REFERENCE
+    loaded = load_model(model_name, device, dtype)
     batch = Encoder(loaded.tokenizer, 2048, device, share_prompt=not reference,
                     masked=loaded.kind == "masked").collate(examples)
-    loss_fn = BatchLoss(model, batch, full_logits=reference)
+    return BatchLoss(loaded.model, batch, full_logits=reference)
+
+
+def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> dict:
+    reference = method == REFERENCE
+    loss_fn = one_batch(args.model, args.task, args.batch_size, device, dtype, reference)
+    model = loss_fn.model
 
     def forward(_: int) -> None:
         with torch.no_grad():
@@ -121,6 +129,7 @@ def main(args: argparse.Namespace) -> None:
     if unknown:
         raise BenchmarkError(f"--set {unknown[0]}: none of the measured methods has this hyperparameter")
     device = resolve_device(args.device)
+    args.dtype = resolve_precision(args.dtype, device).name  # `auto` decided once, here: every row runs the same
     started = time.time()
     results: dict[str, dict] = {}
     with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
@@ -135,9 +144,8 @@ def main(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    dtype = resolve_precision(args.dtype, device).name
     sets = "".join(f" | {k}={v}" for k, v in args.set.items())
-    print(f"model {args.model} | {device_name(device)} | {dtype}{sets} | batch {args.batch_size} | median of "
+    print(f"model {args.model} | {device_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
     print(f"{'method':14s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
           f"{'vs mezo':>7s} {'peak GB':>8s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")

@@ -16,12 +16,10 @@ import time
 
 import torch
 
-from benchmark.models import load_model, model_kind, resolve_precision
-from benchmark.scoring import BatchLoss, Encoder
+from benchmark.models import resolve_precision
+from benchmark.perf import one_batch
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
-from tasks.registry import TASKS
-from tasks.sampling import sample_splits
 
 FORMS = ("fp32", "bf16", "bf16-mixed")
 CPU = torch.device("cpu")
@@ -29,11 +27,8 @@ CPU = torch.device("cpu")
 
 def measure(args: argparse.Namespace, form: str) -> dict:
     precision = resolve_precision(form, CPU)
-    _, prompt = TASKS.get(args.task).template(model_kind(args.model))
-    examples = sample_splits(TASKS.get(args.task), prompt.render, 0, args.batch_size, 1, 1).train
-    loaded = load_model(args.model, CPU, precision.weights)
-    model = loaded.model.eval()
-    loss_fn = BatchLoss(model, Encoder(loaded.tokenizer, 2048, CPU).collate(examples))
+    loss_fn = one_batch(args.model, args.task, args.batch_size, CPU, precision.weights)
+    model = loss_fn.model.eval()
     trainer = MeZO(MeZOHparams(lr=args.lr, eps=args.eps), model, lambda s: 1.0, 0)
     engine = trainer.engine
     grads, moved = [], []

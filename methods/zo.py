@@ -88,6 +88,12 @@ def chunk_rows(p: torch.Tensor) -> list[tuple[int, int]]:
     return [(lo, min(lo + size, rows)) for lo in range(0, rows, size)]
 
 
+def writes_into(x: torch.Tensor) -> bool:
+    """Whether ops may write into a given output here (`out=`): not under autograd (DiZO-FO learns through
+    the substituted forward) nor autocast (the output's dtype is autocast's)."""
+    return not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+
+
 def plain(module: nn.Module, cls: type[nn.Module]) -> bool:
     """An instance of `cls` whose forward is `cls`'s own (a subclass may compute something else)."""
     return isinstance(module, cls) and type(module).forward is cls.forward
@@ -103,9 +109,10 @@ class ZOEngine:
         self.keep = keep_directions
         self._index = {id(p): i for i, p in enumerate(self.params)}
         self._generators: dict[tuple[torch.device, int], torch.Generator] = {}
+        self.device = self.params[0].device
         threads = max(1, torch.get_num_threads())
-        self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 else None
-        self._shares = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 and self.device.type == "cpu" else None
+        self._shares = threads if self._pool is not None else 1  # threads that draw: the caller and the pool
         self._chunks = [chunk_rows(p) for p in self.params]
         self._owners = [
             (module, pname, self._index[id(p)])
@@ -145,26 +152,22 @@ class ZOEngine:
         """z for parameter i at this seed (its rows `rows`, whole chunks): the same values every time."""
         rows = rows or self.whole(i)
         z = torch.empty_like(self.params[i][rows]) if out is None else out
-        self._draw(seed, [(i, rows, z)])
-        return z
-
-    def _draw(self, seed: int, items: list[tuple[int, slice, torch.Tensor]]) -> None:
-        """z(seed) for several (parameter, rows, out) in one fork-join: all their chunks, shared out."""
-        jobs = [(out[lo - rows.start:hi - rows.start], self._seed(seed, i, c))
-                for i, rows, out in items for c, (lo, hi) in enumerate(self._chunks[i]) if rows.start <= lo and hi <= rows.stop]
+        jobs = [(z[lo - rows.start:hi - rows.start], self._seed(seed, i, c))
+                for c, (lo, hi) in enumerate(self._chunks[i]) if rows.start <= lo and hi <= rows.stop]
         self._shared(jobs, lambda job: job[0].numel(),
-                     lambda share, job: job[0].normal_(generator=self._generator(job[0].device, share, job[1])))
+                     lambda share, job: job[0].normal_(generator=self._generator(z.device, share, job[1])))
+        return z
 
     def _shared(self, jobs: list, size: Callable[[Any], int], run: Callable[[int, Any], None]) -> None:
         """run(share, job) for every job. On a CPU with a pool the jobs are cut into contiguous shares of
         about equal size, one per thread, the calling thread taking the first: one fork-join. `share` names
         the thread-private generator and buffer a job may use."""
-        if self._pool is None or self.params[0].device.type != "cpu" or len(jobs) < 2:
+        if self._pool is None or len(jobs) < 2:
             for job in jobs:
                 run(0, job)
             return
         n, sizes = self._shares, [size(job) for job in jobs]
-        total, shares, acc = sum(sizes), [[] for _ in range(self._shares)], 0
+        total, shares, acc = sum(sizes), [[] for _ in range(n)], 0
         for job, k in zip(jobs, sizes):
             shares[min(n - 1, acc * n // total)].append(job)
             acc += k
@@ -229,7 +232,6 @@ class ZOEngine:
                     todo += [(i, c) for c, (lo, hi) in enumerate(self._chunks[i]) if rows.start <= lo and hi <= rows.stop]
         if not todo:
             return
-        sliced = self._pool is not None and self.params[0].device.type == "cpu"
         need: dict[tuple[torch.dtype, torch.device], int] = {}
         for i, c in todo:
             p = self.params[i]
@@ -245,7 +247,7 @@ class ZOEngine:
             lo, hi = self._chunks[i][c]
             z = self._work[(share, p.dtype, p.device)][:p[lo:hi].numel()].view(p[lo:hi].shape)
             z.normal_(generator=self._generator(p.device, share, self._seed(seed, i, c)))
-            step = max(1, SLICE // max(1, p[0].numel())) if sliced else hi - lo
+            step = max(1, SLICE // max(1, p[0].numel())) if self._pool is not None else hi - lo
             for a in range(lo, hi, step):
                 b = min(a + step, hi)
                 fn(i, slice(a, b), z[a - lo:b - lo])
@@ -403,8 +405,8 @@ class ZOEngine:
         iw, ib = slots.get("weight"), slots.get("bias")
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            if running or torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
-                return nested(x)  # `out=` has no autograd (DiZO-FO learns through this) nor autocast
+            if running or not writes_into(x):
+                return nested(x)
             reached.update(slots.values())
             x2 = x.contiguous().view(-1, x.shape[-1])
             size = x2.shape[0] // copies
@@ -437,8 +439,8 @@ class ZOEngine:
         a streamed table a part at a time (the rows of the tokens that fall in it)."""
 
         def run(ids: torch.Tensor) -> torch.Tensor:
-            if running or torch.is_grad_enabled() or torch.is_autocast_enabled(ids.device.type):
-                return nested(ids)  # `out=` has no autograd (DiZO-FO learns through this) nor autocast
+            if running or not writes_into(ids):
+                return nested(ids)
             reached.add(i)
             flat = ids.reshape(-1)
             size = flat.numel() // copies
@@ -462,12 +464,11 @@ class ZOEngine:
         """Whether `copies` stacked batches fit the device. Always on a CPU. On CUDA, only once one
         forward's activation peak is known (`measured`): copies times it within FIT_MARGIN of the free
         memory; a run that does not fit stays sequential, with the same numbers (the forms agree bit for bit)."""
-        device = self.params[0].device
-        if device.type != "cuda":
+        if self.device.type != "cuda":
             return True
         if self._forward_bytes is None:
             return False
-        free = free_bytes(device)
+        free = free_bytes(self.device)
         if copies * self._forward_bytes <= FIT_MARGIN * free:
             return True
         if not self._told:
@@ -479,14 +480,13 @@ class ZOEngine:
     @contextlib.contextmanager
     def measured(self) -> Iterator[None]:
         """On CUDA, records the block's activation peak (one forward) the first time it runs."""
-        device = self.params[0].device
-        if device.type != "cuda" or self._forward_bytes is not None:
+        if self.device.type != "cuda" or self._forward_bytes is not None:
             yield
             return
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
         yield
-        self._forward_bytes = torch.cuda.max_memory_allocated(device) - base
+        self._forward_bytes = torch.cuda.max_memory_allocated(self.device) - base
 
     # -- the update ----------------------------------------------------------------------------------
 

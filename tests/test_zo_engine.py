@@ -1,6 +1,4 @@
 """The ZO engine: exact restore, the SPSA estimate against autograd, and rollback."""
-from types import SimpleNamespace
-
 import pytest
 import torch
 
@@ -184,7 +182,7 @@ def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_wo
     model = torch.nn.Linear(4, 4)
     engine = ZOEngine(model, trainable(model), set())
     assert engine.fits(3)  # CPU
-    engine.params = [SimpleNamespace(device=SimpleNamespace(type="cuda"))]  # no GPU here: the decision alone
+    engine.device = torch.device("cuda")  # no GPU here: the decision alone
     monkeypatch.setattr(zo, "free_bytes", lambda device: 1000)
     assert not engine.fits(2)  # not measured yet
     engine._forward_bytes = 450
