@@ -214,11 +214,12 @@ def test_dizo_fo_released_switch_is_the_released_search(rule):
 class Small(nn.Module):
     """A weight, a bias and a norm: every kind of parameter weight decay may or may not touch."""
 
-    def __init__(self):
+    def __init__(self, norm: str = "norm"):
         super().__init__()
         gen = torch.Generator().manual_seed(0)
         self.linear = nn.Linear(4, 3).double()
-        self.norm = nn.LayerNorm(3).double()
+        self.norm_name = norm  # OPT names its norms `..._layer_norm`, which MeZO's released decay rule reads
+        setattr(self, norm, nn.LayerNorm(3).double())
         with torch.no_grad():
             for p in self.parameters():
                 p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 0.5 + (1.0 if p.dim() == 1 else 0.0))
@@ -226,11 +227,11 @@ class Small(nn.Module):
         self.register_buffer("y", torch.randn(5, 3, generator=gen, dtype=torch.float64))
 
     def forward(self):
-        return ((self.norm(self.linear(self.x)) - self.y) ** 2).mean()
+        return ((getattr(self, self.norm_name)(self.linear(self.x)) - self.y) ** 2).mean()
 
     def copies(self, n: int) -> torch.Tensor:
         """The loss of n stacked copies of the data in one pass (what the dual forward asks for)."""
-        out = self.norm(self.linear(self.x.repeat(n, 1)))
+        out = getattr(self, self.norm_name)(self.linear(self.x.repeat(n, 1)))
         return ((out - self.y.repeat(n, 1)) ** 2).view(n, -1).mean(1)
 
 
@@ -271,6 +272,45 @@ def run_hizoo(rule: str | None, steps: int = 12):
         trainer.step(step, model)
     theta, hessian = released_hizoo(twin, steps, 11, 0.05, 1e-3, 0.3, 0.1)
     return trainer, dict(model.named_parameters()), theta, hessian
+
+
+def released_mezo(model: Small, steps: int, seed: int, lr: float, eps: float, wd: float) -> dict[str, torch.Tensor]:
+    """princeton-nlp/MeZO large_models/trainer.py, `zo_step` + `zo_update` (constant lr), with our seeded z."""
+    names = [n for n, _ in model.named_parameters()]
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def loss_at(params):
+        with torch.no_grad():
+            return torch.func.functional_call(model, params, ()).item()
+
+    for step in range(steps):
+        s = splitmix(seed, step)
+        z = {n: torch.empty_like(theta[n]).normal_(generator=torch.Generator().manual_seed(splitmix(s, i)))
+             for i, n in enumerate(names)}
+        loss1 = loss_at({n: theta[n] + z[n] * eps for n in names})
+        loss2 = loss_at({n: theta[n] - z[n] * eps for n in names})
+        projected_grad = (loss1 - loss2) / (2 * eps)
+        for n in names:
+            if "bias" not in n and "layer_norm" not in n and "layernorm" not in n:
+                theta[n] = theta[n] - lr * (projected_grad * z[n] + wd * theta[n])
+            else:
+                theta[n] = theta[n] - lr * projected_grad * z[n]
+    return theta
+
+
+@pytest.mark.parametrize("dual", ["true", "false"])
+def test_mezo_default_is_the_released_step(dual):
+    """MeZO's step and update, decay skipping biases and layer norms, in either forward form."""
+    model, twin = Small("layer_norm"), Small("layer_norm")
+    twin.load_state_dict(model.state_dict())
+    trainer = make("mezo", model, seed=11, lr="0.05", eps="1e-3", weight_decay="0.1", dual_forward=dual)
+    for step in range(12):
+        trainer.step(step, model)
+    theta = released_mezo(twin, 12, 11, 0.05, 1e-3, 0.1)
+    start = dict(Small("layer_norm").named_parameters())
+    assert all(not torch.allclose(theta[n], start[n]) for n in theta)  # every parameter moved
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), theta[name], rtol=1e-8, atol=1e-9)
 
 
 def test_hizoo_default_is_the_released_step():
