@@ -235,21 +235,29 @@ class Small(nn.Module):
         return ((out - self.y.repeat(n, 1)) ** 2).view(n, -1).mean(1)
 
 
-def released_hizoo(model: Small, steps: int, seed: int, lr: float, eps: float, alpha: float, wd: float):
-    """Yanjun-Zhao/HiZOO large_models/trainer.py, `zo_Hessian_step_update` (+ the perturbation), with
-    our seeded z; returns the parameters and the Hessian_matrix after `steps`."""
-    names = [n for n, _ in model.named_parameters()]
-    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
-    hessian = {n: torch.ones_like(t) for n, t in theta.items()}
-
+def functional(model: Small):
+    """(parameter names, a copy of the parameters, loss at given parameters): the transcriptions' model."""
     def loss_at(params):
         with torch.no_grad():
             return torch.func.functional_call(model, params, ()).item()
 
+    return [n for n, _ in model.named_parameters()], {n: p.detach().clone() for n, p in model.named_parameters()}, loss_at
+
+
+def seeded_z(theta: dict[str, torch.Tensor], seed: int, step: int) -> dict[str, torch.Tensor]:
+    """Our engine's z for a model of small parameters: one generator per parameter, seeded (seed, step, index)."""
+    s = splitmix(seed, step)
+    return {n: torch.empty_like(t).normal_(generator=torch.Generator().manual_seed(splitmix(s, i)))
+            for i, (n, t) in enumerate(theta.items())}
+
+
+def released_hizoo(model: Small, steps: int, seed: int, lr: float, eps: float, alpha: float, wd: float):
+    """Yanjun-Zhao/HiZOO large_models/trainer.py, `zo_Hessian_step_update` (+ the perturbation), with
+    our seeded z; returns the parameters and the Hessian_matrix after `steps`."""
+    names, theta, loss_at = functional(model)
+    hessian = {n: torch.ones_like(t) for n, t in theta.items()}
     for step in range(steps):
-        s = splitmix(seed, step)
-        z = {n: torch.empty_like(theta[n]).normal_(generator=torch.Generator().manual_seed(splitmix(s, i)))
-             for i, n in enumerate(names)}
+        z = seeded_z(theta, seed, step)
         loss_original = loss_at(theta)
         loss1 = loss_at({n: theta[n] + torch.sqrt(hessian[n]) * z[n] * eps for n in names})
         loss2 = loss_at({n: theta[n] - torch.sqrt(hessian[n]) * z[n] * eps for n in names})
@@ -276,17 +284,9 @@ def run_hizoo(rule: str | None, steps: int = 12):
 
 def released_mezo(model: Small, steps: int, seed: int, lr: float, eps: float, wd: float) -> dict[str, torch.Tensor]:
     """princeton-nlp/MeZO large_models/trainer.py, `zo_step` + `zo_update` (constant lr), with our seeded z."""
-    names = [n for n, _ in model.named_parameters()]
-    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
-
-    def loss_at(params):
-        with torch.no_grad():
-            return torch.func.functional_call(model, params, ()).item()
-
+    names, theta, loss_at = functional(model)
     for step in range(steps):
-        s = splitmix(seed, step)
-        z = {n: torch.empty_like(theta[n]).normal_(generator=torch.Generator().manual_seed(splitmix(s, i)))
-             for i, n in enumerate(names)}
+        z = seeded_z(theta, seed, step)
         loss1 = loss_at({n: theta[n] + z[n] * eps for n in names})
         loss2 = loss_at({n: theta[n] - z[n] * eps for n in names})
         projected_grad = (loss1 - loss2) / (2 * eps)
