@@ -25,10 +25,24 @@ def cmd_run(args: argparse.Namespace) -> None:
     cfg, hp = build_run(args.method, args.task, parse_set_args(args.set), model=args.model, steps=args.steps,
                         seed=args.seed, device=args.device, dtype=args.dtype, experiment=args.experiment)
     with Interrupt() as interrupt:  # Ctrl-C ends the run between steps: KILLED, reason interrupted
-        r = run(cfg, hp, progress=not args.quiet, on_metrics=lambda metrics, step: interrupt.check())
+        r = run(cfg, hp, progress=not args.quiet, on_metrics=lambda metrics, step: interrupt.check(),
+                resume=args.resume, save_to=args.save)
     print(f"{cfg.method} {cfg.task} {cfg.model} seed={cfg.seed}: dev {r.dev_best:.4f} (step {r.best_step}) "
           f"test {r.test:.4f} | {r.steps_per_s:.2f} steps/s | peak {r.peak_memory_gb:.2f} GB | "
           f"{r.forward_passes} forwards | run {r.run_id}")
+
+
+def cmd_replay(args: argparse.Namespace) -> None:
+    from benchmark.replay import replay
+
+    r = replay(args.source, args.out)
+    head, end = r.log.header, r.log.end
+    print(f"replayed {r.steps} steps of {head['method']} {head['config']['task']} {head['model']} "
+          f"({head['dtype']}, {head['device']}) in {r.seconds:.1f} s; best step {end['best_step']}: test {r.test:.4f}, "
+          f"logged {end['test']:.4f}{'' if r.test == end['test'] else ' (DIFFERENT)'}"
+          f"{f'; weights in {r.out}' if r.out else ''}")
+    if r.test != end["test"]:
+        raise BenchmarkError("the replayed test score differs from the run's: not the same device, dtype or code?")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -119,7 +133,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="any run setting or hyperparameter; repeat the flag or list several")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--resume", default=None, metavar="RUN_ID",
+                   help="continue this MLflow run from its last checkpoint (the same command, plus this flag)")
+    r.add_argument("--save", default=None, metavar="DIR", help="save the tested weights (best on dev) here: "
+                   "save_pretrained layout; LoRA runs their adapter the peft way")
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("replay", help="rebuild a ZO run's tested weights from its seed log; score test again")
+    rp.add_argument("source", help="an MLflow run id, or a seed_log.jsonl file")
+    rp.add_argument("--out", default=None, help="save the weights here (save_pretrained layout; LoRA: the adapter)")
+    rp.set_defaults(func=cmd_replay)
 
     ls = sub.add_parser("list", help="registered methods, tasks or models")
     ls.add_argument("what", choices=["methods", "tasks", "models", "experiments"])

@@ -34,5 +34,9 @@ class RunConfig:
     max_length: int = param(2048, "max tokens per prompt+candidate (prompt truncated on the left)", positive, "> 0")
     lr_schedule: str = param("constant", "constant|linear (linear decays to 0 at the last step)", *one_of("constant", "linear"))
     experiment: str = param("adhoc", "MLflow experiment name")
+    checkpoint: str = param("auto", "auto: a checkpoint to resume from at every evaluation (ZO: its seed log, "
+                            "kilobytes; LoRA: adapters and optimizer), except for full first-order training (weights "
+                            "and AdamW moments, 3x the model each time) | eval: every method | off",
+                            *one_of("auto", "eval", "off"))
     log_drift: bool = param(False, "log ||theta_t - theta_0|| per attention projection and layer at each evaluation "
                                    "(drift/<role>/<layer>, Figure 1; keeps a host copy of those weights)")

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 from tqdm import tqdm
 
-from benchmark import tracking
+from benchmark import checkpoint, export, seedlog, tracking
+from benchmark.checkpoint import Progress, Snapshot, capture_rng, restore_rng
 from benchmark.config import RunConfig
 from benchmark.core import names
 from benchmark.core.errors import BenchmarkError
@@ -29,6 +32,7 @@ from tasks.registry import TASKS
 from tasks.sampling import check_k, sample_splits
 
 OnMetrics = Callable[[dict[str, float], int], None]
+WARN_BYTES = 100 * 2**20  # a checkpoint this large is said once (full fine-tuning's)
 
 
 class Stopped(BenchmarkError):
@@ -66,6 +70,8 @@ class RunResult:
     train_hours: float
     forward_passes: int
     losses: list[float] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)  # the seed log's entries (methods that replay)
+    resume_s: float = 0.0  # a resumed run: seconds its resumes spent rebuilding the state (replay, RNG, data order)
     run_id: str | None = None
 
     def summary_metrics(self) -> dict[str, float]:
@@ -91,61 +97,141 @@ def batch_indices(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
         del stream[:batch_size]
 
 
-def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: torch.device,
-          on_metrics: OnMetrics = lambda m, s: None, progress: bool = True, generation: bool = False) -> RunResult:
-    """The loop. `generation`: train on the answer's tokens, score by greedy decoding + F1."""
-    model = loaded.model
+def build_method(cfg: RunConfig, hp: Any, model: torch.nn.Module) -> Any:
+    """The run's method on the model, as every run and replay builds it (LoRA's A comes from the global RNG)."""
     torch.manual_seed(cfg.seed)
-    method = METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
-    steps = cfg.steps  # 0 for a method that does not train (build_run)
-    encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
+    return METHODS.get(cfg.method)(hp, model, lr_schedule(cfg.lr_schedule, cfg.steps), cfg.seed)
+
+
+def replay_log(method: Any, entries: list[dict[str, Any]], best_step: int) -> Any:
+    """Redo the logged steps on a freshly built method; returns its checkpoint at `best_step`, taken where
+    the run took it (after that step's update)."""
+    best = method.checkpoint() if best_step == 0 else None
+    for entry in entries:
+        if "step" in entry:
+            method.replay(entry["step"] - 1, entry)
+            if entry["step"] == best_step:
+                best = method.checkpoint()
+    return best
+
+
+def encoder_for(cfg: RunConfig, loaded: LoadedModel, device: torch.device) -> Encoder:
+    return Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
+
+
+def scorer(cfg: RunConfig, model: torch.nn.Module, encoder: Encoder, generation: bool) -> Callable[[list], dict]:
+    """examples -> {"score": ..., extra metrics}, for the model as it is when called (in eval mode)."""
 
     def score(examples: list) -> dict[str, float]:
         model.eval()
         return evaluate(model, encoder, examples, cfg.eval_batch_size, generation)
 
+    return score
+
+
+def checkpoints(cfg: RunConfig, method: Any, model: torch.nn.Module) -> bool:
+    """Whether this run writes checkpoints: `auto` skips first-order runs that train most of the weights (full
+    fine-tuning: weights and two AdamW moments each time), whose checkpoint is three times the model."""
+    if cfg.checkpoint != "auto":
+        return cfg.checkpoint == "eval"
+    if not method.first_order:
+        return True
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trained <= sum(p.numel() for p in model.parameters()) // 2
+
+
+def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: torch.device,
+          on_metrics: OnMetrics = lambda m, s: None, progress: bool = True, generation: bool = False,
+          resume: Snapshot | None = None, save: Callable[[Snapshot], None] | None = None) -> RunResult:
+    """The loop. `generation`: train on the answer's tokens, score by greedy decoding + F1. `resume`: go on
+    from a checkpoint (the model as loaded, the log replayed onto it); `save` receives a checkpoint at every
+    evaluation and when `on_metrics` stops the run with a Ctrl-C (between steps, the state whole)."""
+    model = loaded.model
+    method = build_method(cfg, hp, model)
+    steps = cfg.steps  # 0 for a method that does not train (build_run)
+    encoder = encoder_for(cfg, loaded, device)
+    score = scorer(cfg, model, encoder, generation)
+    save = save if save is not None and method.trains and checkpoints(cfg, method, model) else None
     drift = LayerDrift(model) if cfg.log_drift else None
-    best_dev, best_step, best = score(splits.dev)["score"], 0, method.checkpoint()
-    on_metrics({names.DEV_SCORE: best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
+    state = resume.progress if resume is not None else Progress()
+    if resume is None:
+        state.best_dev, best = score(splits.dev)["score"], method.checkpoint()
+        if method.replays:
+            state.log.append({"eval": 0, "dev": state.best_dev, "best": True})
+        on_metrics({names.DEV_SCORE: state.best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
+    rebuilding = time.perf_counter()
+    if resume is not None:
+        best = replay_log(method, state.log, state.best_step) if method.replays else resume.best
+        method.load_state_dict(resume.method)
+        if best is None:  # the best weights are the current ones (not saved twice)
+            best = method.checkpoint()
+        restore_rng(resume.rng)
     batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
+    for _ in range(state.batches):  # the data order's position
+        next(batches)
+    if resume is not None:
+        state.resume_s += time.perf_counter() - rebuilding
 
     def fresh() -> LossFn:
         """The next training batch, collated, as a loss closure (DiZO's projection asks for more)."""
+        state.batches += 1
         batch = encoder.collate([splits.train[i] for i in next(batches)])
         return BatchLoss(model, batch, generation)
 
-    watch, losses, forwards = Stopwatch(device), [], 0
-    bar = tqdm(total=steps, desc=f"{cfg.method} {cfg.task}", unit="step", disable=not progress or steps == 0,
-               mininterval=1.0, dynamic_ncols=True)
+    watch = Stopwatch(device)
+    watch.total_s = state.train_s
+
+    def snapshot() -> Snapshot:
+        state.train_s = watch.total_s
+        current = method.replays or state.best_step == state.step
+        return Snapshot(state, capture_rng(), method.state_dict(), None if current else best)
+
+    bar = tqdm(total=steps, initial=state.step, desc=f"{cfg.method} {cfg.task}", unit="step",
+               disable=not progress or steps == 0, mininterval=1.0, dynamic_ncols=True)
     with MemoryMonitor(device) as memory:
-        for step in range(steps):
+        memory.step_peaks = state.memory
+        for step in range(state.step, steps):
             model.train(method.first_order)  # dropout on for first-order only
             loss_fn = fresh()
             with watch:
                 out = method.step(step, loss_fn, fresh)
             if not math.isfinite(out.loss):
                 raise Diverged(f"training loss became {out.loss} at step {step + 1}")
-            losses.append(out.loss)
-            forwards += out.forward_passes
+            state.step = done = step + 1
+            state.losses.append(out.loss)
+            state.forwards += out.forward_passes
+            if method.replays:
+                state.log.append({"step": done, **out.record})
             metrics = {names.TRAIN_LOSS: out.loss, names.MEM_ALLOCATED: memory.end_step(), **out.metrics}
-            done = step + 1
-            if done % cfg.eval_every == 0 or done == steps:
+            evaluation = done % cfg.eval_every == 0 or done == steps
+            if evaluation:
                 metrics[names.DEV_SCORE] = dev = score(splits.dev)["score"]
                 metrics.update({**method.diagnostics(), **(drift.metrics() if drift else {})})
-                if dev > best_dev:
-                    best_dev, best_step, best = dev, done, method.checkpoint()
-            on_metrics(metrics, done)
-            bar.set_postfix(loss=f"{out.loss:.4f}", dev=f"{best_dev:.3f}", refresh=False)
+                improved = dev > state.best_dev
+                if improved:
+                    state.best_dev, state.best_step, best = dev, done, method.checkpoint()
+                if method.replays:
+                    state.log.append({"eval": done, "dev": dev, "best": improved})
+            try:
+                on_metrics(metrics, done)
+            except KeyboardInterrupt:  # a Ctrl-C between steps: keep what this run has done
+                if save is not None:
+                    save(snapshot())
+                raise
+            if evaluation and save is not None:
+                save(snapshot())
+            bar.set_postfix(loss=f"{out.loss:.4f}", dev=f"{state.best_dev:.3f}", refresh=False)
             bar.update()
     bar.close()
     method.restore(best)
     test = score(splits.test)
     devices = torch.cuda.device_count() if device.type == "cuda" else 1
     return RunResult(
-        dev_best=best_dev, best_step=best_step, test=test.pop("score"), test_extra=test,
+        dev_best=state.best_dev, best_step=state.best_step, test=test.pop("score"), test_extra=test,
         steps_per_s=steps / watch.total_s if watch.total_s else float("nan"),
         peak_memory_gb=memory.peak_gb, avg_memory_gb=memory.avg_gb,
-        train_hours=devices * watch.total_s / 3600, forward_passes=forwards, losses=losses,
+        train_hours=devices * watch.total_s / 3600, forward_passes=state.forwards, losses=state.losses,
+        log=state.log, resume_s=state.resume_s,
     )
 
 
@@ -157,39 +243,86 @@ def sample(cfg: RunConfig) -> tuple[Task, str, Splits]:
                                          cfg.k)
 
 
+def check_resumable(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
+    """The command resumes what the checkpoint holds: same config, model, precision, device and base weights."""
+    differ = [f"{k}={had['config'].get(k)!r} (this command: {v!r})" for k, v in now["config"].items()
+              if had["config"].get(k) != v and k != "dtype"]
+    if differ:
+        raise BenchmarkError(f"--resume {run_id}: the run had " + ", ".join(differ[:4]))
+    for key, what in (("method", "method"), ("model", "model"), ("dtype", "dtype"), ("device", "device"),
+                      ("base_sha256", "base weights (SHA-256)")):
+        if had[key] != now[key]:
+            raise BenchmarkError(f"--resume {run_id}: the checkpoint's {what} is {had[key]}, this run's {now[key]}")
+
+
 def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
         extra_tags: dict[str, str] | None = None, on_metrics: OnMetrics | None = None,
-        on_start: Callable[[str], None] | None = None) -> RunResult:
+        on_start: Callable[[str], None] | None = None, resume: str | None = None,
+        save_to: Path | None = None) -> RunResult:
     """Train, evaluate and record one run in MLflow. Inputs are assumed validated (see cli).
     `on_start` gets the MLflow run id once the run exists; `on_metrics` sees every step's metrics
-    after they are logged and may raise `Stopped` (pruning)."""
+    after they are logged and may raise `Stopped` (pruning). `resume`: an MLflow run id to continue from
+    its checkpoint, into the same run. `save_to`: a directory for the tested weights (`export.save_weights`)."""
     task, template, splits = sample(cfg)  # data errors first: nothing is recorded for a run that cannot start
+    method_cls = METHODS.get(cfg.method)
+    began = time.time()
+    snapshot = checkpoint.load(resume, getattr(method_cls, "record_keys", ())) if resume else None
+    loading = time.time() - began  # reading the checkpoint: part of what resuming costs
     experiment_id = tracking.connect(cfg.experiment)
+    if resume:
+        tracking.check_run(resume, experiment_id)
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.dtype, device)
+    precision = resolve_precision(snapshot.header["dtype"] if snapshot and cfg.dtype == "auto" else cfg.dtype, device)
     loaded = load_model(cfg.model, device, precision.weights)
+    params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
+              "n_test": len(splits.test)}
+    head = seedlog.header(cfg.method, cfg.model, seedlog.weights_sha256(loaded.model) if method_cls.trains else "",
+                          precision.name, device.type, tracking.package_versions(), tracking.git_commit(),
+                          flatten(cfg, hp))
+    if snapshot is not None:
+        check_resumable(resume, snapshot.header, head)
+        head = snapshot.header  # the run's identity stays what it started with
+        snapshot.progress.resume_s += loading
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
-    params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
-              "n_test": len(splits.test)}
-    run_info = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params, parent_run_id)
-    buffer = tracking.MetricBuffer(run_info.info.run_id)
+    if resume:
+        prior = snapshot.progress.wall_s
+        tags["resumed"] = ",".join(filter(None, [tracking.run_tag(resume, "resumed"), str(snapshot.progress.step)]))
+        run_id = tracking.resume_run(resume, tags)
+        buffer = tracking.MetricBuffer(run_id, logged=tracking.logged_steps(run_id))
+    else:
+        prior = 0.0
+        run_id = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params,
+                                    parent_run_id).info.run_id
+        buffer = tracking.MetricBuffer(run_id)
     if on_start is not None:
-        on_start(run_info.info.run_id)
+        on_start(run_id)
+    directory, warned = checkpoint.checkpoint_dir(run_id), False
 
     def record(metrics: dict[str, float], step: int) -> None:
         buffer(metrics, step)
         if on_metrics is not None:
             on_metrics(metrics, step)
 
+    def save(snap: Snapshot) -> None:
+        """MLflow first, then the checkpoint: a checkpoint at step k never runs ahead of the metrics logged."""
+        nonlocal warned
+        buffer.flush()
+        snap.header, snap.progress.wall_s = head, prior + time.time() - started
+        size = checkpoint.save(directory, snap)
+        if size > WARN_BYTES and not warned:
+            warned = True
+            print(f"checkpoint: {size / 2**30:.1f} GiB at each evaluation in {directory}", file=sys.stderr)
+
     started = time.time()
     try:
         with precision.compute(device):
-            result = train(cfg, hp, loaded, splits, device, record, progress, task.generation)
+            result = train(cfg, hp, loaded, splits, device, record, progress, task.generation, snapshot, save)
     except BaseException as exc:
         buffer.flush()
         if isinstance(exc, Stopped):
+            checkpoint.remove(run_id)  # pruned or diverged: nothing to go on with
             tracking.end_run("KILLED", reason=exc.reason)
         elif isinstance(exc, KeyboardInterrupt):
             tracking.end_run("KILLED", reason="interrupted")
@@ -197,9 +330,18 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
             tracking.end_run("FAILED", error=failure_reason(exc))
         raise
     buffer.flush()
-    tracking.log_metrics({**result.summary_metrics(), names.WALL_S: time.time() - started})
+    summary = {**result.summary_metrics(), names.WALL_S: prior + time.time() - started}
+    if resume:
+        summary[names.RESUME_S] = result.resume_s
+    if result.log:
+        log = seedlog.SeedLog(head, result.log, {"end": cfg.steps, "best_step": result.best_step, "test": result.test})
+        summary[names.SEED_LOG_BYTES] = tracking.log_text_artifact(log.text(), seedlog.FILE)
+    if save_to is not None:
+        export.save_weights(loaded, save_to)
+    tracking.log_metrics(summary)
     tracking.end_run()
-    result.run_id = run_info.info.run_id
+    checkpoint.remove(run_id)
+    result.run_id = run_id
     return result
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.errors import BenchmarkError
 from benchmark.core.store import client, find_experiment, tracking_uri, unreachable
 
 ARTIFACTS = Path("runs") / "mlartifacts"
@@ -69,6 +70,50 @@ def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[
     return run
 
 
+def check_run(run_id: str, experiment_id: str) -> None:
+    """A run to resume: it exists in this experiment and has not finished."""
+    try:
+        run = client().get_run(run_id)
+    except Exception:
+        raise BenchmarkError(f"--resume {run_id}: no such MLflow run in {tracking_uri()}") from None
+    if run.info.experiment_id != experiment_id:
+        raise BenchmarkError(f"--resume {run_id}: the run belongs to another MLflow experiment (--experiment)")
+    if run.info.status == "FINISHED":
+        raise BenchmarkError(f"--resume {run_id}: the run has finished")
+
+
+def run_tag(run_id: str, key: str) -> str:
+    return client().get_run(run_id).data.tags.get(key, "")
+
+
+def resume_run(run_id: str, tags: dict[str, str]) -> str:
+    """Reopen a run (RUNNING again), its tags updated and the reason it stopped cleared."""
+    import mlflow
+
+    mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=False)
+    present = client().get_run(run_id).data.tags
+    for key in ("reason", "error"):
+        if key in present:
+            client().delete_tag(run_id, key)
+    return run_id
+
+
+def logged_steps(run_id: str) -> dict[str, int]:
+    """Per metric, the last step already logged: a resumed run recomputes the steps between its checkpoint
+    and the kill, with the same values, and does not log them twice."""
+    mlflow_client = client()
+    return {key: max(m.step for m in mlflow_client.get_metric_history(run_id, key))
+            for key in mlflow_client.get_run(run_id).data.metrics}
+
+
+def log_text_artifact(text: str, name: str) -> int:
+    """`text` as the active run's artifact `name`; returns its size in bytes."""
+    import mlflow
+
+    mlflow.log_text(text, name)
+    return len(text.encode())
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     import mlflow
 
@@ -88,9 +133,10 @@ class MetricBuffer:
     """Collects step metrics and writes them in batches, at most `flush_s` apart: one SQLite write
     per step would cost more than a tiny model's training step, yet the UI should stay current."""
 
-    def __init__(self, run_id: str, flush_s: float = 10.0) -> None:
+    def __init__(self, run_id: str, flush_s: float = 10.0, logged: dict[str, int] | None = None) -> None:
         self.run_id = run_id
         self.flush_s = flush_s
+        self.logged = logged or {}  # per metric, steps up to this one are in the store already (a resumed run)
         self._pending: list[Any] = []
         self._last = time.monotonic()
 
@@ -98,7 +144,8 @@ class MetricBuffer:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items()
+                             if step > self.logged.get(k, -1))
         if time.monotonic() - self._last >= self.flush_s:
             self.flush()
 

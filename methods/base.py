@@ -33,6 +33,7 @@ class StepResult:
     loss: float
     forward_passes: int
     metrics: dict[str, float] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)  # a method that `replays`: what redoes this step's update
 
 
 class Method(Protocol):
@@ -43,6 +44,7 @@ class Method(Protocol):
     first_order: ClassVar[bool]  # trains through backprop: dropout on, and a preset's first-order step budget
     trains: ClassVar[bool]  # False: no step runs (zero-shot); the run scores the weights it was given
     projects: ClassVar[bool]  # a periodic projection besides the steps (DiZO): implements `Projecting`
+    replays: ClassVar[bool]  # a step's update is a function of its `record` (a seed and a few scalars: ZO): `replay`
 
     def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
         """Take the model to train in place, the learning-rate schedule, the run's seed."""
@@ -58,6 +60,17 @@ class Method(Protocol):
 
     def diagnostics(self) -> dict[str, float]:
         """The method's internal state worth a look at each evaluation (HiZOO's scale spread); often empty."""
+
+    def replay(self, step: int, record: dict[str, Any]) -> None:
+        """(`replays` only) Redo step `step`'s update from its `StepResult.record`, without a forward: the
+        same operations on the same numbers, so the weights come out bit for bit as the run's."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """(training methods) What a resumed run needs besides the replayed log: first-order methods their
+        trained weights and optimizer state; ZO methods only state no record rebuilds (DiZO-FO's Adam)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back a `state_dict`."""
 
 
 class Projecting(Method, Protocol):

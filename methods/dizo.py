@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,10 +108,21 @@ class DiZO(MeZO):
         if (step + 1) % self.hp.projection_interval == 0:
             if fresh is None:
                 raise ValueError("DiZO's projection needs fresh training batches")
-            passes, diagnostics = self.project(step, fresh)
-            out.forward_passes += passes
+            gamma, ratios, diagnostics = self.search_round(step, fresh)
+            self.settle(gamma, ratios)
+            out.forward_passes += self.projection_passes()
             out.metrics.update(diagnostics)
+            out.record["projection"] = {"gamma": gamma.tolist(), "ratios": ratios.tolist()}
         return out
+
+    def replay(self, step: int, record: dict[str, Any]) -> None:
+        """The MeZO step, then the round's outcome (float64 gamma and ratios, exact in the log) as the run
+        settled it: the search's forwards are not redone."""
+        super().replay(step, record)
+        if "projection" in record:
+            round_ = record["projection"]
+            self.settle(torch.tensor(round_["gamma"], dtype=torch.float64),
+                        torch.tensor(round_["ratios"], dtype=torch.float64))
 
     def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
         super().update(seed, coeff, decay, gains or dict(self.gains) or None)
@@ -190,13 +202,25 @@ class DiZO(MeZO):
 
     def project(self, step: int, fresh: Fresh) -> tuple[int, dict[str, float]]:
         """One round: search gamma, move the weights (or the step sizes); returns forwards and diagnostics."""
+        gamma, ratios, diagnostics = self.search_round(step, fresh)
+        self.settle(gamma, ratios)
+        return self.projection_passes(), diagnostics
+
+    def search_round(self, step: int, fresh: Fresh) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """A round's search, leaving the weights as they are: (gamma, ratios, diagnostics)."""
         ts = self.norms()
         gamma = ts.clone() if self.hp.reinit or self.gamma is None else self.clip(self.gamma, ts)
         gamma, last = self.search(step, fresh, gamma, ts)
-        self.gamma, ratios = gamma, self.ratios(gamma, ts)
-        self.last_ratios = ratios
+        ratios = self.ratios(gamma, ts)
         with torch.no_grad():
             loss_before, loss_after = self._losses(last, None, ratios)
+        return gamma, ratios, {
+            **self.round_diagnostics(gamma, ts), names.DIZO_LOSS_BEFORE: loss_before, names.DIZO_LOSS_AFTER: loss_after}
+
+    def settle(self, gamma: torch.Tensor, ratios: torch.Tensor) -> None:
+        """A round's outcome: move the weights (or the step sizes) by the ratios; gamma is kept for the next
+        round (`reinit=false`)."""
+        self.gamma, self.last_ratios = gamma, ratios
         if self.hp.projection_target == "weights":
             self._apply(ratios)
         else:
@@ -208,8 +232,6 @@ class DiZO(MeZO):
             for k, (_, i) in enumerate(self.layers):
                 self.base[k].copy_(self.engine.params[i].detach())
             self.undo.append(partial(self._set_base, old_base))
-        return self.projection_passes(), {
-            **self.round_diagnostics(gamma, ts), names.DIZO_LOSS_BEFORE: loss_before, names.DIZO_LOSS_AFTER: loss_after}
 
     def round_diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
         """What shows the search searching: the ratios' spread and the share stuck on a clip bound."""
@@ -323,6 +345,21 @@ class DiZOFO(DiZO):
 
     def projection_passes(self) -> int:
         return self.hp.projection_iters + 2
+
+    def state_dict(self) -> dict[str, Any]:
+        """The released rule's gamma and Adam, which live across rounds (no record rebuilds Adam's moments)."""
+        if self._released is None:
+            return {}
+        g, optimizer = self._released
+        return {"gamma": g.detach().cpu(), "adam": optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "gamma" in state:
+            device = self.engine.params[0].device
+            g = state["gamma"].to(device).requires_grad_(True)
+            optimizer = torch.optim.Adam([g], lr=self.hp.projection_lr or 0.1)
+            optimizer.load_state_dict(state["adam"])
+            self._released = g, optimizer
 
 
 register_method("dizo-lora")(with_lora(DiZO, lr=1e-4, eps=1e-2))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ class FT:
     """Updates every parameter with AdamW through backprop (paper: batch 8, lr 1e-5 or 5e-5)."""
 
     Hparams = FTHparams
-    first_order, trains, projects = True, True, False
+    first_order, trains, projects, replays = True, True, False, False
 
     def __init__(self, hp: FTHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp
@@ -54,6 +55,14 @@ class FT:
 
     def restore(self, checkpoint: list[torch.Tensor]) -> None:
         copy_back([p for _, p in self.params], checkpoint)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trained weights (LoRA: the adapters) and AdamW's state: what a resumed run continues from."""
+        return {"params": self.checkpoint(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.restore(state["params"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 register_method("lora")(with_lora(FT, lr=1e-4))

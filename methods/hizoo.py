@@ -58,6 +58,7 @@ class HiZOO(MeZO):
     """MeZO's engine with a diagonal-curvature-scaled perturbation (one extra forward, one extra buffer)."""
 
     Hparams = HiZOOHparams
+    record_keys = (*MeZO.record_keys, "curvature")
 
     def __init__(self, hp: HiZOOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
@@ -79,17 +80,23 @@ class HiZOO(MeZO):
                     loss_plus = loss_fn.copies(1).item()
                 with self.engine.perturbed(seed, eps, sign=-1, scales=self.scales):
                     loss_minus = loss_fn.copies(1).item()
-        grad = (loss_plus - loss_minus) / (2 * eps)
-        curvature = abs(loss_plus + loss_minus - 2 * loss) / (2 * eps**2)
-        lr = self.hp.lr * self.schedule(step)
-        args = (seed, lr * grad, lr * self.hp.weight_decay, self.hp.hessian_smooth * curvature)
+        record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step),
+                  "curvature": abs(loss_plus + loss_minus - 2 * loss) / (2 * eps**2)}
+        self.descend(record)
+        return StepResult(loss=loss, forward_passes=3, record=record,
+                          metrics={names.PROJECTED_GRAD: record["grad"], names.CURVATURE: record["curvature"]})
+
+    def descend(self, record: dict[str, Any]) -> None:
+        """The update of theta and S from the step's record (the curvature c moves S: replaying it
+        rebuilds S as well as theta)."""
+        lr = record["lr"]
+        args = (record["seed"], lr * record["grad"], lr * self.hp.weight_decay,
+                self.hp.hessian_smooth * record["curvature"])
         if self.hp.hessian_rule == "released":
             self._update_released(*args)
         else:
             self._update_inverse(*args)
             self.undo.append(partial(self._revert_inverse, *args))
-        return StepResult(loss=loss, forward_passes=3,
-                          metrics={names.PROJECTED_GRAD: grad, names.CURVATURE: curvature})
 
     @torch.no_grad()
     def _update_released(self, seed: int, coeff: float, decay: float, ac: float) -> None:

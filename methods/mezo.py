@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -33,7 +33,8 @@ class MeZO:
     """Trains every trainable parameter, embeddings included (as the original MeZO does)."""
 
     Hparams = MeZOHparams
-    first_order, trains, projects = False, True, False  # dropout off: both forwards must see the same network
+    record_keys: tuple[str, ...] = ("seed", "grad", "lr")  # what every step's record holds (the seed log checks it)
+    first_order, trains, projects, replays = False, True, False, True  # dropout off: both forwards see one network
 
     def __init__(self, hp: MeZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp
@@ -53,11 +54,25 @@ class MeZO:
                     loss_plus = loss_fn.copies(1).item()
                 with self.engine.perturbed(seed, eps, sign=-1):
                     loss_minus = loss_fn.copies(1).item()
-        grad = (loss_plus - loss_minus) / (2 * eps)
-        lr = self.hp.lr * self.schedule(step)
-        self.update(seed, lr * grad, lr * self.hp.weight_decay)
+        record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step)}
+        self.descend(record)
         return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
-                          metrics={names.PROJECTED_GRAD: grad})
+                          metrics={names.PROJECTED_GRAD: record["grad"]}, record=record)
+
+    def descend(self, record: dict[str, Any]) -> None:
+        """The step's update from its record: theta <- (1 - lr wd) theta - lr g z(seed). The run and its
+        replay both go through here, so they do the same float operations on the same numbers."""
+        lr = record["lr"]
+        self.update(record["seed"], lr * record["grad"], lr * self.hp.weight_decay)
+
+    def replay(self, step: int, record: dict[str, Any]) -> None:
+        self.descend(record)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def update(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
         """theta <- (1 - decay) theta - coeff z(seed), logged for rollback; `gains` scales some

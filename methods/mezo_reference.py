@@ -17,7 +17,7 @@ from methods.zo import mix
 
 class ReferenceMeZO:
     Hparams = MeZOHparams
-    first_order, trains, projects = False, True, False
+    first_order, trains, projects, replays = False, True, False, False
 
     def __init__(self, hp: MeZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp, self.schedule, self.seed = hp, schedule, seed

@@ -20,7 +20,7 @@ class ZeroShot:
     """Scores dev and test with the pre-trained weights; its runs train no step (`steps=0` is recorded)."""
 
     Hparams = NoHparams
-    first_order, trains, projects = False, False, False
+    first_order, trains, projects, replays = False, False, False, False
 
     def __init__(self, hp: NoHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         pass

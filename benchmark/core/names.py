@@ -19,7 +19,9 @@ PEAK_MEMORY = "perf/peak_memory_gb"
 AVG_MEMORY = "perf/avg_memory_gb"
 TRAIN_HOURS = "perf/train_hours"  # devices x training wall hours: the paper's "GPU hours"
 FORWARD_PASSES = "perf/forward_passes"
-WALL_S = "perf/wall_s"  # the whole run, evaluation included
+WALL_S = "perf/wall_s"  # the whole run, evaluation included (a resumed run: every part, not the time it lay dead)
+SEED_LOG_BYTES = "perf/seed_log_bytes"  # the size of a ZO run's seed log (its `seed_log.jsonl` artifact)
+RESUME_S = "perf/resume_s"  # a resumed run: seconds spent rebuilding its state (replaying the log, loading)
 CONTRACT = (DEV_BEST, TEST_SCORE, PEAK_MEMORY, AVG_MEMORY, STEPS_PER_S, TRAIN_HOURS, FORWARD_PASSES)
 
 # method diagnostics (logged by methods/dizo.py at each projection round, methods/hizoo.py at each evaluation)

@@ -1,6 +1,7 @@
 """Is a RUNNING trial's worker still alive? Each worker stamps its trial with a heartbeat; a trial
 whose worker died (same host and dead pid, or no heartbeat for `STALE_S`) is failed with reason
-`stale` and its point re-enqueued, so a resumed study runs it again."""
+`stale` and its point re-enqueued, so a resumed study runs it again: from the run's last checkpoint, into
+the same MLflow run, where there is one (`requeue`)."""
 from __future__ import annotations
 
 import os
@@ -9,11 +10,18 @@ import threading
 import time
 from typing import Any
 
-from benchmark import tracking
+from benchmark import checkpoint, tracking
 from benchmark.study.optuna_private import enqueued_point, set_trial_user_attr
 
 HEARTBEAT_S = 20.0
 STALE_S = 600.0  # a RUNNING trial without a heartbeat this long is presumed dead (other hosts)
+RESUME = "resume_mlflow_run_id"  # a re-enqueued trial's user attribute: the MLflow run it continues
+
+
+def requeue(study: Any, point: dict, run_id: str | None) -> None:
+    """Enqueue a point again; its next trial resumes MLflow run `run_id` where that run has a checkpoint."""
+    resumable = run_id is not None and checkpoint.exists(run_id)
+    study.enqueue_trial(point, user_attrs={RESUME: run_id} if resumable else None)
 
 
 class Heartbeat:
@@ -65,6 +73,6 @@ def reclaim_stale(study: Any) -> int:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
             tracking.terminate(run_id, "KILLED", reason="stale")
-        study.enqueue_trial(enqueued_point(study, trial) or trial.params)
+        requeue(study, enqueued_point(study, trial) or trial.params, run_id)
         reclaimed += 1
     return reclaimed

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark import tracking
+from benchmark import checkpoint, tracking
 from benchmark.core import names
 from benchmark.core.errors import BenchmarkError, first_line
 from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
 from benchmark.runner import Stopped, build_run, failure_reason, run, sample
-from benchmark.study.liveness import Heartbeat
+from benchmark.study.liveness import RESUME, Heartbeat, requeue
 from benchmark.study.optuna_private import enqueued_point
 from benchmark.study.storage import load
 
@@ -106,8 +106,14 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
     trial.set_user_attr("seed", seed)
     tags = {"preset": cell.preset, "study": study.study_name, "trial": str(trial.number), "row": cell.row.label,
             **({"final": "true"} if final else {})}
+    resume = trial.user_attrs.get(RESUME)
+    if resume and not checkpoint.exists(resume):  # e.g. reclaimed on a machine that cannot see the checkpoints
+        print(f"{study.study_name} trial {trial.number}: no checkpoint of run {resume} here; starting afresh")
+        resume = None
+    mlflow_run = [resume]
 
     def started(run_id: str) -> None:
+        mlflow_run[0] = run_id
         trial.set_user_attr("mlflow_run_id", run_id)
 
     def prune(metrics: dict[str, float], step: int) -> None:
@@ -121,7 +127,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
     with Heartbeat(study, trial):
         try:
             result = run(cfg, hp, progress=False, parent_run_id=parent_run_id, extra_tags=tags, on_metrics=prune,
-                         on_start=started)
+                         on_start=started, resume=resume)
         except Stopped as exc:
             trial.set_user_attr("reason", exc.reason)
             study.tell(trial, state=TrialState.PRUNED)
@@ -129,7 +135,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
         except KeyboardInterrupt:
             trial.set_user_attr("reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
-            study.enqueue_trial(enqueued_point(study, trial) or point)  # not the point's fault: run it again
+            requeue(study, enqueued_point(study, trial) or point, mlflow_run[0])  # not the point's fault: go on
             raise
         except Exception as exc:  # the trial fails, the study goes on
             trial.set_user_attr("reason", failure_reason(exc))

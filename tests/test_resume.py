@@ -1,0 +1,276 @@
+"""Seed logs, replay and mid-run resume: a killed run resumed from its last checkpoint ends bit for bit as
+an uninterrupted one; a ZO run's weights rebuilt from its seed log are the run's; bad logs and
+mismatched resumes fail in one line before any work."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from benchmark import checkpoint, seedlog
+from benchmark.runner import build_method, build_run, replay_log, sample, train
+from methods.registry import METHODS
+from tests.helpers import BENCH, CPU, SETTINGS, TRAINED, bench, params_of, tiny
+
+# settings under which every mechanism is exercised within 20 steps: dev moves off its step-0 value (the best
+# checkpoint is a mid-run one for mezo, hizoo, dizo, dizo-fo: measured), HiZOO's Hessian moves, DiZO projects
+# before and after the interruption, full fine-tuning checkpoints
+ZO_LR = {m: {"lr": "0.9" if "lora" in m else "1e-2"} for m in TRAINED if METHODS.get(m).replays}
+MOVING = {m: {**ZO_LR.get(m, {}), **({"hessian_smooth": "1e-2"} if m.startswith("hizoo") else {}),
+              **({"projection_interval": "4"} if METHODS.get(m).projects else {})} for m in TRAINED}
+MOVING["ft"] = {"checkpoint": "eval"}
+
+
+class Killed(Exception):
+    """Stands for kill -9 between two steps (the in-process tests)."""
+
+
+def toy_run(method: str, tmp_path, kill_at: int | None = None, resume: bool = False):
+    """20 steps of `method` on the toy task, checkpointing into tmp_path at every evaluation (every 5
+    steps); `kill_at`: die after that step; `resume`: go on from the checkpoint there."""
+    cfg, hp = build_run(method, "toy", {**SETTINGS.get(method, {}), **MOVING.get(method, {}), "eval_every": "5"},
+                        model="tiny-random-llama", steps=20, seed=1)
+    _, _, splits = sample(cfg)
+    loaded = tiny()
+    directory = tmp_path / "ckpt" / method
+    head = seedlog.header(method, cfg.model, "", "fp32", "cpu", "", "", {})
+
+    def save(snapshot):
+        snapshot.header = head
+        checkpoint.save(directory, snapshot)
+
+    def on_metrics(metrics, step):
+        if step == kill_at:
+            raise Killed
+
+    snapshot = checkpoint.load(method, getattr(METHODS.get(method), "record_keys", ())) if resume else None
+    try:
+        result = train(cfg, hp, loaded, splits, CPU, on_metrics, False, False, snapshot, save)
+    except Killed:
+        return None, None
+    return result, params_of(loaded.model)
+
+
+@pytest.mark.parametrize("method", TRAINED)
+def test_a_run_killed_between_checkpoints_resumes_bit_for_bit(method, tmp_path, monkeypatch):
+    """Killed at step 13 (checkpoint at 10): the resumed run redoes 11-13 and ends with the uninterrupted
+    run's weights, losses, seed log, best step and test score, exactly."""
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "ckpt"))
+    whole, weights = toy_run(method, tmp_path)
+    toy_run(method, tmp_path, kill_at=13)
+    assert checkpoint.load(method).progress.step == 10
+    resumed, resumed_weights = toy_run(method, tmp_path, resume=True)
+    assert all(torch.equal(weights[n], resumed_weights[n]) for n in weights), method
+    assert resumed.losses == whole.losses and resumed.log == whole.log
+    assert (resumed.best_step, resumed.dev_best, resumed.test) == (whole.best_step, whole.dev_best, whole.test)
+    assert resumed.forward_passes == whole.forward_passes and resumed.resume_s > 0
+    if METHODS.get(method).replays:  # the log holds what moved: each step's seed and scalars, DiZO's rounds
+        steps = [e for e in whole.log if "step" in e]
+        assert len(steps) == 20 and all(e["seed"] for e in steps)
+        assert sum("projection" in e for e in steps) == (5 if METHODS.get(method).projects else 0)
+
+
+@pytest.mark.parametrize("method", [m for m in TRAINED if METHODS.get(m).replays])
+def test_replaying_the_log_rebuilds_the_runs_weights(method, tmp_path, monkeypatch):
+    """A fresh model plus the log: the weights the run tested (best on dev, restored as the run restored
+    it), bit for bit; HiZOO's Hessian and DiZO's projections included."""
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "ckpt"))
+    result, weights = toy_run(method, tmp_path)
+    cfg, hp = build_run(method, "toy", {**SETTINGS.get(method, {}), **MOVING.get(method, {}), "eval_every": "5"},
+                        model="tiny-random-llama", steps=20, seed=1)
+    assert result.best_step > 0 or "lora" in method  # the tested weights are a mid-run checkpoint's
+    loaded = tiny()
+    replayer = build_method(cfg, hp, loaded.model)
+    fresh = params_of(loaded.model)
+    replayer.restore(replay_log(replayer, result.log, result.best_step))
+    rebuilt = params_of(loaded.model)
+    assert all(torch.equal(weights[n], rebuilt[n]) for n in weights)
+    assert any(not torch.equal(fresh[n], rebuilt[n]) for n in fresh)  # it did move
+    broken = [dict(e, grad=e["grad"] * (1 + 1e-6)) if e.get("step") == 3 else e for e in result.log]
+    again = tiny()
+    replayer = build_method(cfg, hp, again.model)
+    replayer.restore(replay_log(replayer, broken, 20))  # one scalar off by a millionth: not the run's weights
+    assert any(not torch.equal(again.model.state_dict()[n], loaded.model.state_dict()[n]) for n in weights)
+
+
+# ---- the seed log's reader -----------------------------------------------------------------------
+
+def a_log(tmp_path) -> str:
+    head = seedlog.header("mezo", "tiny-random-llama", "abc", "fp32", "cpu", "", "", {"steps": 2})
+    log = seedlog.SeedLog(head, [{"eval": 0, "dev": 0.5, "best": True}, {"step": 1, "seed": 7, "grad": 0.5, "lr": 1e-3},
+                                 {"step": 2, "seed": 8, "grad": -0.25, "lr": 1e-3}, {"eval": 2, "dev": 0.6, "best": True}],
+                          {"end": 2, "best_step": 2, "test": 0.55})
+    return log.text()
+
+
+@pytest.mark.parametrize("mangle,message", [
+    (lambda t: t[:-20], "line 6 is not JSON (a truncated or corrupt file)"),
+    (lambda t: "", "empty file"),
+    (lambda t: t.replace('"step": 2,', '"step": 3,'), "line 4: step 3 after step 1 (steps missing)"),
+    (lambda t: t.replace('"grad": -0.25', '"grad": "x"'), "line 4 (step 2) lacks a number for grad"),
+    (lambda t: t.replace('"version": 1', '"version": 9'), "version 9; this harness reads version 1"),
+    (lambda t: t.replace("zo-bench-seed-log", "other"), "line 1 is not a zo-bench-seed-log header"),
+    (lambda t: t.replace('"base_sha256": "abc", ', ""), "the header lacks base_sha256"),
+    (lambda t: t + '{"step": 3}\n', "line 7 follows the end record"),
+    (lambda t: t.replace('{"end": 2', '{"end": 5'), "line 6: the end record does not match the 2 steps logged"),
+])
+def test_a_bad_seed_log_is_named_in_one_line(tmp_path, mangle, message):
+    from benchmark.core.errors import BenchmarkError
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(a_log(tmp_path))
+    log = seedlog.read(good, "f", ("seed", "grad", "lr"))
+    assert [e["step"] for e in log.steps()] == [1, 2] and log.end["best_step"] == 2
+    assert log.text() == good.read_text()  # reads back what it wrote, every float exact
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(mangle(good.read_text()))
+    with pytest.raises(BenchmarkError, match="^seed log of f: " + message.replace("(", r"\(").replace(")", r"\)")):
+        seedlog.read(bad, "f", ("seed", "grad", "lr"))
+
+
+# ---- the real CLI: kill -9, resume, replay -------------------------------------------------------
+
+RUN = ["--model", "tiny-random-llama", "--steps", "160", "--quiet", "--seed", "2", "--dtype", "fp32",  # auto is measured
+       "--set", "num_train=32", "num_dev=16", "num_test=16", "batch_size=4", "eval_every=20"]
+CLI_SETTINGS = {"mezo": ["lr=1e-3"], "hizoo": ["lr=1e-3", "hessian_smooth=1e-2"],
+                "dizo": ["lr=1e-3", "projection_interval=15"], "lora": ["lr=1e-2"]}
+STEADY = ("mem/", "perf/peak_", "perf/avg_", "perf/wall_s", "perf/steps_per_s", "perf/train_hours", "perf/resume_s")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.MlflowClient().search_experiments()  # the schema made here, not raced by two children
+    return tmp_path
+
+
+def cli_run(method: str, out, *extra: str) -> subprocess.CompletedProcess:
+    proc = bench("run", method, "rt-polarity", *RUN, *CLI_SETTINGS[method], "--save", str(out), *extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def kill_after_checkpoint(method: str, root, at_least: int) -> tuple[str, int]:
+    """Start the run, kill -9 it once its checkpoint is at step `at_least` or later; (run id, that step)."""
+    proc = subprocess.Popen([*BENCH, "run", method, "rt-polarity", *RUN, *CLI_SETTINGS[method]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    try:
+        deadline, step = time.time() + 300, 0
+        while time.time() < deadline and proc.poll() is None and step < at_least:
+            time.sleep(0.01)
+            for path in glob.glob(str(root / "checkpoints" / "*" / checkpoint.STATE)):
+                try:
+                    step = torch.load(path, weights_only=True)["progress"]["step"]
+                except Exception:  # mid-replace: the next look sees it
+                    pass
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    assert 0 < step < 160, f"never caught a checkpoint mid-run (step {step})"
+    run_id, = os.listdir(root / "checkpoints")
+    return run_id, step
+
+
+def histories(run_id: str) -> dict:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    keys = [k for k in client.get_run(run_id).data.metrics if not k.startswith(STEADY)]
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
+
+
+def tensors(folder) -> dict:
+    name = "adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists() else "model.safetensors"
+    return load_file(folder / name)
+
+
+@pytest.mark.parametrize("method", ["mezo", "hizoo", "dizo", "lora"])
+def test_kill_9_then_resume_equals_the_uninterrupted_run(method, store):
+    import mlflow
+    from mlflow import MlflowClient
+
+    cli_run(method, store / "whole")
+    whole_id, = (r.info.run_id for r in mlflow.search_runs(experiment_names=["adhoc"], output_format="list"))
+    run_id, step = kill_after_checkpoint(method, store, at_least=40)
+    resumed = cli_run(method, store / "resumed", "--resume", run_id)
+    assert f"run {run_id}" in resumed.stdout
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["resumed"] == str(step)
+    assert len(mlflow.search_runs(experiment_names=["adhoc"], output_format="list")) == 2  # continued, not new
+    whole, again = histories(whole_id), histories(run_id)
+    assert again == whole and len(whole["train/loss"]) == 160 and len(whole["eval/dev_score"]) == 9
+    a, b = tensors(store / "whole"), tensors(store / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not os.listdir(store / "checkpoints")  # removed once finished
+    if not METHODS.get(method).replays:
+        adapter_loads_the_peft_way(store / "whole", a)
+        return
+    replayed = bench("replay", run_id, "--out", str(store / "replayed"))
+    assert replayed.returncode == 0, replayed.stderr[-3000:]
+    test = run.data.metrics["test/score"]
+    assert f"replayed 160 steps of {method} rt-polarity tiny-random-llama" in replayed.stdout
+    assert f"test {test:.4f}, logged {test:.4f}; weights in" in replayed.stdout
+    c = tensors(store / "replayed")
+    assert all(torch.equal(a[k], c[k]) for k in a)
+    assert run.data.metrics["perf/seed_log_bytes"] < 150 * 160  # a ZO fine-tune is kilobytes
+
+
+def adapter_loads_the_peft_way(folder, saved: dict) -> None:
+    """A LoRA run's --save: peft's own `PeftModel.from_pretrained` loads it onto the base model."""
+    from peft import PeftModel
+
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert config["r"] == 8 and config["lora_alpha"] == 16 and config["base_model_name_or_path"] == "tiny-random-llama"
+    peft_model = PeftModel.from_pretrained(tiny().model, str(folder))
+    ours = {n: p for n, p in peft_model.named_parameters() if "lora_" in n}
+    assert len(ours) == len(saved) > 0
+    assert all(torch.equal(ours[n.replace(".weight", ".default.weight")], t) for n, t in saved.items())
+
+
+def one_error_line(proc) -> str:
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    ours = [line for line in proc.stderr.strip().splitlines() if " INFO " not in line]
+    assert len(ours) == 1 and ours[0].startswith("error: "), proc.stderr[-3000:]
+    return ours[0]
+
+
+def test_mismatched_resumes_and_replays_fail_in_one_line(store):
+    from mlflow import MlflowClient
+
+    run_id, step = kill_after_checkpoint("mezo", store, at_least=20)
+    state = store / "checkpoints" / run_id / checkpoint.STATE
+    before = state.read_bytes()
+    other_model = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--model", "tiny-random-opt",
+                        "--resume", run_id)
+    assert "the run had model='tiny-random-llama' (this command: 'tiny-random-opt')" in one_error_line(other_model)
+    other_dtype = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--dtype", "bf16", "--resume", run_id)
+    assert f"--resume {run_id}: the checkpoint's dtype is " in one_error_line(other_dtype)
+    other_lr = bench("run", "mezo", "rt-polarity", *RUN, "--set", "lr=1e-4", "--resume", run_id)
+    assert "the run had lr=0.001 (this command: 0.0001)" in one_error_line(other_lr)
+    unknown = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--resume", "0123abc")
+    assert "--resume 0123abc: no checkpoint in " in one_error_line(unknown)
+    assert state.read_bytes() == before and MlflowClient().get_run(run_id).data.tags.get("resumed") is None
+    corrupt = store / "checkpoints" / run_id / seedlog.FILE
+    text = corrupt.read_text().splitlines()
+    corrupt.write_text("\n".join(text[:5] + [text[5][:30]] + text[6:]) + "\n")
+    truncated = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)
+    assert f"seed log of run {run_id}: line 6 is not JSON (a truncated or corrupt file)" in one_error_line(truncated)
+    # replay: a killed run has no log artifact yet; a log for other base weights is refused before any step
+    assert "has no seed_log.jsonl: only finished runs" in one_error_line(bench("replay", run_id))
+    log = seedlog.SeedLog(json.loads(text[0]), [json.loads(line) for line in text[1:5]])
+    log.end = {"end": 3, "best_step": 0, "test": 0.5}
+    log.entries = [e for e in log.entries if e.get("step", e.get("eval", 0)) <= 3]
+    log.header["base_sha256"] = "f" * 64
+    log.write(store / "other_base.jsonl")
+    assert "are not the run's (ffffffffffff)" in one_error_line(bench("replay", str(store / "other_base.jsonl")))
