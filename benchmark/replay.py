@@ -43,6 +43,9 @@ def fetch(source: str, into: Path) -> tuple[Path, str]:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if Path(source).is_file():
         return Path(source), source
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise BenchmarkError(f"{source}: neither a seed log file nor a run in {uri} (no such store)")
     try:
         run = client().get_run(source)
     except Exception:

@@ -35,6 +35,8 @@ def store(tmp_path, monkeypatch):
     (["show-task", "rt-polarity", "--split", "val"], "--split 'val': expected train, dev or test"),
     (["perf", "--set", "nonsense=1"], "--set nonsense: none of the measured methods has this hyperparameter"),
     (["perf", "--set", "dual_forward=maybe"], "dual_forward='maybe': expected bool"),
+    (["run", "mezo", "rt-polarity", "--resume", "0abc"], "--resume 0abc: no checkpoint in runs/checkpoints/0abc"),
+    (["replay", "0abc"], "0abc: neither a seed log file nor a run in sqlite:///"),
 ])
 def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):
     proc = bench(*args)

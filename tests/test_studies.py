@@ -15,6 +15,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.experiments.base import Experiment, Row
 from benchmark.experiments.presets import smoke
 from benchmark.experiments.registry import EXPERIMENTS
+from benchmark.study.liveness import RESUME
 from benchmark.study.run import study
 from benchmark.study.storage import open_storage
 from benchmark.study.trials import trial_config
@@ -103,6 +104,7 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
     trials = assert_every_point_complete_once(EXPERIMENTS.get("table5"), "smoke", store)
     stale = [t for ts in trials.values() for t in ts if t.state.name == "FAIL"]
     assert len(stale) == 1 and stale[0].user_attrs["reason"] == "stale"
+    went_on(stale[0], trials, "table5")
     doctor = bench("doctor", "table5", "--storage", str(store))
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
 
@@ -126,7 +128,27 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(store):
     killed = [r for r in mlflow_runs("table4") if r.info.status == "KILLED"]
     assert [r.data.tags["reason"] for r in killed] == ["interrupted"]
     assert bench("study", "table4", "--preset", "smoke", "--storage", str(store)).returncode == 0
-    assert_every_point_complete_once(EXPERIMENTS.get("table4"), "smoke", store)
+    trials = assert_every_point_complete_once(EXPERIMENTS.get("table4"), "smoke", store)
+    went_on(interrupted[0], trials, "table4")
+
+
+def went_on(stopped, trials: dict, experiment: str) -> None:
+    """A trial stopped mid-run came back as a new trial of the same point that continued its MLflow run from
+    the checkpoint (every method but full fine-tuning writes one, Ctrl-C writes one on the spot), or, with
+    no checkpoint, as a fresh run; either way each trial's run is counted once."""
+    from mlflow import MlflowClient
+
+    run_id = stopped.user_attrs.get("mlflow_run_id")  # none when killed before its run started
+    followers = [t for ts in trials.values() for t in ts if run_id and t.user_attrs.get(RESUME) == run_id]
+    if followers:
+        run = MlflowClient().get_run(run_id)
+        assert [(t.state.name, t.user_attrs["mlflow_run_id"]) for t in followers] == [("COMPLETE", run_id)]
+        assert followers[0].params == stopped.params
+        assert run.info.status == "FINISHED" and run.data.tags["resumed"] and "reason" not in run.data.tags
+    elif run_id:
+        assert MlflowClient().get_run(run_id).info.status == "KILLED"
+    children = {r.info.run_id for r in mlflow_runs(experiment) if "trial" in r.data.tags}
+    assert children == {t.user_attrs["mlflow_run_id"] for ts in trials.values() for t in ts if "mlflow_run_id" in t.user_attrs}
 
 
 def unit_experiment(grid: dict) -> Experiment:
@@ -258,3 +280,36 @@ def test_each_cell_takes_the_step_budget_its_method_declares():
     assert steps["dizo-fo"] == steps["mezo-lora"] == preset.zo_steps
     zero_shot = next(c for c in table4.cells("offline") if c.row.method == "zero-shot")
     assert trial_config(zero_shot, {})[0].steps == 0
+
+
+def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monkeypatch):
+    """Ctrl-C after the first trial's step 1: the trial fails `interrupted`, its point comes back as a new
+    trial that continues the same MLflow run from step 1 (the checkpoint written on the spot)."""
+    from mlflow import MlflowClient
+
+    from benchmark.interrupt import Interrupt, Interrupted
+
+    checks = {"n": 0}
+
+    def check(self):  # calls: the worker's loop, the trial's step 0, its step 1
+        checks["n"] += 1
+        if checks["n"] == 3:
+            raise Interrupted
+
+    monkeypatch.setattr(Interrupt, "check", check)
+    experiment = unit_experiment({"lr": ("1e-3",), "eps": ("1e-3",)})
+    with pytest.raises(KeyboardInterrupt):
+        study(experiment, "smoke", str(store))
+    monkeypatch.setattr(Interrupt, "check", lambda self: None)
+    study(experiment, "smoke", str(store))
+    (name, trials), = [(n, ts) for n, ts in trials_by_study(store).items() if "/final" not in n]
+    stopped, resumed = trials
+    assert (stopped.state.name, stopped.user_attrs["reason"]) == ("FAIL", "interrupted")
+    run_id = stopped.user_attrs["mlflow_run_id"]
+    assert resumed.state.name == "COMPLETE" and resumed.user_attrs[RESUME] == resumed.user_attrs["mlflow_run_id"] == run_id
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["resumed"] == "1" and run.data.tags["trial"] == "1"
+    assert [m.step for m in MlflowClient().get_metric_history(run_id, "train/loss")] == [1, 2, 3, 4]
+    assert run.data.metrics["perf/forward_passes"] == 8  # every step once
+    assert {r.info.run_id for r in mlflow_runs("unit") if "trial" in r.data.tags} >= {run_id}
+    went_on(stopped, trials_by_study(store), "unit")
