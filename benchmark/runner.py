@@ -140,6 +140,22 @@ def checkpoints(cfg: RunConfig, method: Any, model: torch.nn.Module) -> bool:
     return trained <= sum(p.numel() for p in model.parameters()) // 2
 
 
+def rebuild(method: Any, resume: Snapshot, batches: Iterator[list[int]]) -> Any:
+    """Bring a freshly built method, the RNGs and the data order to a checkpoint's state; returns the best-on-dev
+    checkpoint. ZO methods replay their log onto the base weights (`replay_log`)."""
+    began = time.perf_counter()
+    state = resume.progress
+    best = replay_log(method, state.log, state.best_step) if method.replays else resume.best
+    method.load_state_dict(resume.method)
+    if best is None:  # the best weights are the current ones (not saved twice)
+        best = method.checkpoint()
+    restore_rng(resume.rng)
+    for _ in range(state.batches):  # the data order's position
+        next(batches)
+    state.resume_s += time.perf_counter() - began
+    return best
+
+
 def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: torch.device,
           on_metrics: OnMetrics = lambda m, s: None, progress: bool = True, generation: bool = False,
           resume: Snapshot | None = None, save: Callable[[Snapshot], None] | None = None) -> RunResult:
@@ -153,24 +169,15 @@ def train(cfg: RunConfig, hp: Any, loaded: LoadedModel, splits: Splits, device: 
     score = scorer(cfg, model, encoder, generation)
     save = save if save is not None and method.trains and checkpoints(cfg, method, model) else None
     drift = LayerDrift(model) if cfg.log_drift else None
-    state = resume.progress if resume is not None else Progress()
+    batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
     if resume is None:
+        state = Progress()
         state.best_dev, best = score(splits.dev)["score"], method.checkpoint()
         if method.replays:
             state.log.append({"eval": 0, "dev": state.best_dev, "best": True})
         on_metrics({names.DEV_SCORE: state.best_dev, **method.diagnostics(), **(drift.metrics() if drift else {})}, 0)
-    rebuilding = time.perf_counter()
-    if resume is not None:
-        best = replay_log(method, state.log, state.best_step) if method.replays else resume.best
-        method.load_state_dict(resume.method)
-        if best is None:  # the best weights are the current ones (not saved twice)
-            best = method.checkpoint()
-        restore_rng(resume.rng)
-    batches = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
-    for _ in range(state.batches):  # the data order's position
-        next(batches)
-    if resume is not None:
-        state.resume_s += time.perf_counter() - rebuilding
+    else:
+        state, best = resume.progress, rebuild(method, resume, batches)
 
     def fresh() -> LossFn:
         """The next training batch, collated, as a loss closure (DiZO's projection asks for more)."""
@@ -274,11 +281,9 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     device = resolve_device(cfg.device)
     precision = resolve_precision(snapshot.header["dtype"] if snapshot and cfg.dtype == "auto" else cfg.dtype, device)
     loaded = load_model(cfg.model, device, precision.weights)
-    params = {**flatten(cfg, hp), "n_train": len(splits.train), "n_dev": len(splits.dev),
-              "n_test": len(splits.test)}
+    settings = flatten(cfg, hp)
     head = seedlog.header(cfg.method, cfg.model, seedlog.weights_sha256(loaded.model) if method_cls.trains else "",
-                          precision.name, device.type, tracking.package_versions(), tracking.git_commit(),
-                          flatten(cfg, hp))
+                          precision.name, device.type, tracking.package_versions(), tracking.git_commit(), settings)
     if snapshot is not None:
         check_resumable(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with
@@ -286,13 +291,12 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
-    if resume:
+    if snapshot is not None:
         prior = snapshot.progress.wall_s
-        tags["resumed"] = ",".join(filter(None, [tracking.run_tag(resume, "resumed"), str(snapshot.progress.step)]))
-        run_id = tracking.resume_run(resume, tags)
-        buffer = tracking.MetricBuffer(run_id, logged=tracking.logged_steps(run_id))
+        run_id, buffer = tracking.resume_run(resume, tags, snapshot.progress.step)
     else:
         prior = 0.0
+        params = {**settings, "n_train": len(splits.train), "n_dev": len(splits.dev), "n_test": len(splits.test)}
         run_id = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params,
                                     parent_run_id).info.run_id
         buffer = tracking.MetricBuffer(run_id)

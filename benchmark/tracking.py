@@ -82,28 +82,21 @@ def check_run(run_id: str, experiment_id: str) -> None:
         raise BenchmarkError(f"--resume {run_id}: the run has finished")
 
 
-def run_tag(run_id: str, key: str) -> str:
-    return client().get_run(run_id).data.tags.get(key, "")
-
-
-def resume_run(run_id: str, tags: dict[str, str]) -> str:
-    """Reopen a run (RUNNING again), its tags updated and the reason it stopped cleared."""
+def resume_run(run_id: str, tags: dict[str, str], step: int) -> tuple[str, "MetricBuffer"]:
+    """Reopen a run from its checkpoint at `step`: RUNNING again, its tags updated (`resumed`: every step it
+    resumed from), the reason it stopped cleared. The buffer skips what the store holds already: the steps
+    between the checkpoint and the kill are recomputed, with the same values, and not logged twice."""
     import mlflow
 
-    mlflow.start_run(run_id=run_id, tags=tags, log_system_metrics=False)
-    present = client().get_run(run_id).data.tags
-    for key in ("reason", "error"):
-        if key in present:
-            client().delete_tag(run_id, key)
-    return run_id
-
-
-def logged_steps(run_id: str) -> dict[str, int]:
-    """Per metric, the last step already logged: a resumed run recomputes the steps between its checkpoint
-    and the kill, with the same values, and does not log them twice."""
     mlflow_client = client()
-    return {key: max(m.step for m in mlflow_client.get_metric_history(run_id, key))
-            for key in mlflow_client.get_run(run_id).data.metrics}
+    before = mlflow_client.get_run(run_id).data
+    resumed = ",".join(filter(None, [before.tags.get("resumed", ""), str(step)]))
+    mlflow.start_run(run_id=run_id, tags={**tags, "resumed": resumed}, log_system_metrics=False)
+    for key in ("reason", "error"):
+        if key in before.tags:
+            mlflow_client.delete_tag(run_id, key)
+    logged = {key: max(m.step for m in mlflow_client.get_metric_history(run_id, key)) for key in before.metrics}
+    return run_id, MetricBuffer(run_id, logged=logged)
 
 
 def log_text_artifact(text: str, name: str) -> int:

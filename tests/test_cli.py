@@ -11,8 +11,9 @@ from tests.helpers import BENCH, bench
 
 @pytest.fixture(autouse=True)
 def store(tmp_path, monkeypatch):
-    """Every command here records into the test's own MLflow store."""
+    """Every command here records into the test's own MLflow store (and checkpoint folder)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
 
 
 @pytest.mark.parametrize("args,message", [
@@ -35,7 +36,7 @@ def store(tmp_path, monkeypatch):
     (["show-task", "rt-polarity", "--split", "val"], "--split 'val': expected train, dev or test"),
     (["perf", "--set", "nonsense=1"], "--set nonsense: none of the measured methods has this hyperparameter"),
     (["perf", "--set", "dual_forward=maybe"], "dual_forward='maybe': expected bool"),
-    (["run", "mezo", "rt-polarity", "--resume", "0abc"], "--resume 0abc: no checkpoint in runs/checkpoints/0abc"),
+    (["run", "mezo", "rt-polarity", "--resume", "0abc"], "--resume 0abc: no checkpoint in "),
     (["replay", "0abc"], "0abc: neither a seed log file nor a run in sqlite:///"),
 ])
 def test_bad_input_fails_in_one_line_before_work(args, message, tmp_path):

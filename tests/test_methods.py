@@ -15,13 +15,17 @@ from tests.helpers import LORA, SETTINGS, TRAINED, Loop, make, params_of, tiny
 @pytest.mark.parametrize("name", METHODS.names())
 def test_every_registered_method_declares_its_contract(name):
     """What the harness asks a method instead of parsing its name: valid, documented hyperparameters
-    and the three declarations, consistent with each other."""
+    and the four declarations, consistent with each other."""
     cls = METHODS.get(name)
     assert dataclasses.is_dataclass(cls.Hparams)
     assert all(f.metadata.get("help") for f in dataclasses.fields(cls.Hparams)), name
     validate(cls.Hparams())  # the defaults are valid settings
-    assert all(isinstance(flag, bool) for flag in (cls.first_order, cls.trains, cls.projects)), name
-    assert cls.trains or not (cls.first_order or cls.projects), name  # nothing trains, nothing to declare
+    assert all(isinstance(flag, bool) for flag in (cls.first_order, cls.trains, cls.projects, cls.replays)), name
+    assert cls.trains or not (cls.first_order or cls.projects or cls.replays), name  # nothing trains: nothing to declare
+    assert not (cls.replays and cls.first_order), name  # a gradient step is not a function of a few scalars
+    assert cls.replays == (cls.trains and not cls.first_order) == bool(getattr(cls, "record_keys", ())), name
+    if cls.trains:  # a checkpoint holds what replaying a log does not rebuild
+        assert callable(cls.state_dict) and callable(cls.load_state_dict), name
     fields = {f.name for f in dataclasses.fields(cls.Hparams)}
     assert cls.projects == ("projection_interval" in fields) == callable(getattr(cls, "project", None)), name
 
