@@ -292,8 +292,8 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
             "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
     if snapshot is not None:
-        prior = snapshot.progress.wall_s
-        run_id, buffer = tracking.resume_run(resume, tags, snapshot.progress.step)
+        prior, run_id = snapshot.progress.wall_s, resume
+        buffer = tracking.resume_run(run_id, tags, snapshot.progress.step)
     else:
         prior = 0.0
         params = {**settings, "n_train": len(splits.train), "n_dev": len(splits.dev), "n_test": len(splits.test)}

@@ -82,7 +82,7 @@ def check_run(run_id: str, experiment_id: str) -> None:
         raise BenchmarkError(f"--resume {run_id}: the run has finished")
 
 
-def resume_run(run_id: str, tags: dict[str, str], step: int) -> tuple[str, "MetricBuffer"]:
+def resume_run(run_id: str, tags: dict[str, str], step: int) -> "MetricBuffer":
     """Reopen a run from its checkpoint at `step`: RUNNING again, its tags updated (`resumed`: every step it
     resumed from), the reason it stopped cleared. The buffer skips what the store holds already: the steps
     between the checkpoint and the kill are recomputed, with the same values, and not logged twice."""
@@ -96,7 +96,7 @@ def resume_run(run_id: str, tags: dict[str, str], step: int) -> tuple[str, "Metr
         if key in before.tags:
             mlflow_client.delete_tag(run_id, key)
     logged = {key: max(m.step for m in mlflow_client.get_metric_history(run_id, key)) for key in before.metrics}
-    return run_id, MetricBuffer(run_id, logged=logged)
+    return MetricBuffer(run_id, logged=logged)
 
 
 def log_text_artifact(text: str, name: str) -> int:
