@@ -250,12 +250,16 @@ def sample(cfg: RunConfig) -> tuple[Task, str, Splits]:
                                          cfg.k)
 
 
-def check_resumable(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
-    """The command resumes what the checkpoint holds: same config, model, precision, device and base weights."""
-    differ = [f"{k}={had['config'].get(k)!r} (this command: {v!r})" for k, v in now["config"].items()
-              if had["config"].get(k) != v and k != "dtype"]
+def check_settings(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
+    """The command is the run's: every setting and hyperparameter as the checkpoint has them (`dtype`
+    aside: `auto` is resolved by measurement; `check_identity` compares what it resolved to)."""
+    differ = [f"{k}={had.get(k)!r} (this command: {v!r})" for k, v in now.items() if had.get(k) != v and k != "dtype"]
     if differ:
         raise BenchmarkError(f"--resume {run_id}: the run had " + ", ".join(differ[:4]))
+
+
+def check_identity(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
+    """The run resumes on what it ran on: method, model, resolved dtype, device type and base weights."""
     for key, what in (("method", "method"), ("model", "model"), ("dtype", "dtype"), ("device", "device"),
                       ("base_sha256", "base weights (SHA-256)")):
         if had[key] != now[key]:
@@ -275,17 +279,19 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     began = time.time()
     snapshot = checkpoint.load(resume, getattr(method_cls, "record_keys", ())) if resume else None
     loading = time.time() - began  # reading the checkpoint: part of what resuming costs
+    settings = flatten(cfg, hp)
+    if snapshot is not None:
+        check_settings(resume, snapshot.header["config"], settings)  # before the store is touched
     experiment_id = tracking.connect(cfg.experiment)
     if resume:
         tracking.check_run(resume, experiment_id)
     device = resolve_device(cfg.device)
     precision = resolve_precision(snapshot.header["dtype"] if snapshot and cfg.dtype == "auto" else cfg.dtype, device)
     loaded = load_model(cfg.model, device, precision.weights)
-    settings = flatten(cfg, hp)
     head = seedlog.header(cfg.method, cfg.model, seedlog.weights_sha256(loaded.model) if method_cls.trains else "",
                           precision.name, device.type, tracking.package_versions(), tracking.git_commit(), settings)
     if snapshot is not None:
-        check_resumable(resume, snapshot.header, head)
+        check_identity(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with
         snapshot.progress.resume_s += loading
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),

@@ -77,7 +77,7 @@ def check_run(run_id: str, experiment_id: str) -> None:
     except Exception:
         raise BenchmarkError(f"--resume {run_id}: no such MLflow run in {tracking_uri()}") from None
     if run.info.experiment_id != experiment_id:
-        raise BenchmarkError(f"--resume {run_id}: the run belongs to another MLflow experiment (--experiment)")
+        raise BenchmarkError(f"--resume {run_id}: the run is in another MLflow experiment than its checkpoint says")
     if run.info.status == "FINISHED":
         raise BenchmarkError(f"--resume {run_id}: the run has finished")
 

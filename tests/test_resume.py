@@ -258,6 +258,9 @@ def test_mismatched_resumes_and_replays_fail_in_one_line(store):
     assert f"--resume {run_id}: the checkpoint's dtype is " in one_error_line(other_dtype)
     other_lr = bench("run", "mezo", "rt-polarity", *RUN, "--set", "lr=1e-4", "--resume", run_id)
     assert "the run had lr=0.001 (this command: 0.0001)" in one_error_line(other_lr)
+    elsewhere = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--experiment", "b", "--resume", run_id)
+    assert "the run had experiment='adhoc' (this command: 'b')" in one_error_line(elsewhere)
+    assert MlflowClient().get_experiment_by_name("b") is None  # refused before the store was touched
     unknown = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--resume", "0123abc")
     assert "--resume 0123abc: no checkpoint in " in one_error_line(unknown)
     assert state.read_bytes() == before and MlflowClient().get_run(run_id).data.tags.get("resumed") is None
