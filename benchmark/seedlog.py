@@ -74,7 +74,7 @@ def header(method: str, model: str, base_sha256: str, dtype: str, device: str, p
 
 def weights_sha256(model: Any) -> str:
     """SHA-256 over every parameter of the model as loaded (name, dtype, shape, bytes; tied weights once):
-    the base a log replays onto. About 0.5 s for SmolLM2-135M in fp32."""
+    the base a log replays onto. 0.40-0.45 s for SmolLM2-135M in fp32 (2-core Xeon, 3 timings)."""
     import torch
 
     digest = hashlib.sha256()
