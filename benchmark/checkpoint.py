@@ -28,6 +28,7 @@ import torch
 
 from benchmark import seedlog
 from benchmark.core.errors import BenchmarkError, first_line
+from methods.registry import METHODS
 
 STATE = "state.pt"
 
@@ -99,7 +100,7 @@ def exists(run_id: str) -> bool:
     return (checkpoint_dir(run_id) / STATE).is_file()
 
 
-def load(run_id: str, record_keys: tuple[str, ...] = ()) -> Snapshot:
+def load(run_id: str) -> Snapshot:
     """The run's last checkpoint, checked: one line naming what is wrong, before any work."""
     directory = checkpoint_dir(run_id)
     if not (directory / STATE).is_file():
@@ -112,8 +113,10 @@ def load(run_id: str, record_keys: tuple[str, ...] = ()) -> Snapshot:
         raise BenchmarkError(f"--resume {run_id}: {directory / STATE} is unreadable "
                              f"({first_line(exc)[:120]})") from None
     snapshot = Snapshot(progress, state["rng"], state["method"], state["best"], state["header"])
-    if (directory / seedlog.FILE).is_file():
-        log = seedlog.read(directory / seedlog.FILE, f"run {run_id}", record_keys)
+    if METHODS.get(snapshot.header["method"]).replays:  # its weights are the log replayed: no log, no resume
+        if not (directory / seedlog.FILE).is_file():
+            raise BenchmarkError(f"--resume {run_id}: {directory / seedlog.FILE} is missing")
+        log = seedlog.read(directory / seedlog.FILE, f"run {run_id}")
         if log.header != snapshot.header:
             raise BenchmarkError(f"--resume {run_id}: the seed log's header differs from the checkpoint's")
         steps = log.steps()

@@ -71,11 +71,8 @@ def configs(log: seedlog.SeedLog) -> tuple[RunConfig, object]:
 def replay(source: str, out: Path | None = None) -> Replayed:
     with tempfile.TemporaryDirectory() as tmp:
         path, origin = fetch(source, Path(tmp))
-        head = seedlog.read(path, origin).header  # the method (and what its records hold) is in the header
-        method_cls = METHODS.get(head["method"])
-        if not getattr(method_cls, "replays", False):
-            raise BenchmarkError(f"{origin}: method {head['method']} does not replay")
-        log = seedlog.read(path, origin, method_cls.record_keys)
+        log = seedlog.read(path, origin)
+    head = log.header
     if log.end is None:
         raise BenchmarkError(f"{origin}: the log ends at step {len(log.steps())} with no end record: the run did not "
                              "finish (resume it: benchmark run ... --resume RUN_ID)")

@@ -259,9 +259,9 @@ def check_settings(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> Non
 
 
 def check_identity(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
-    """The run resumes on what it ran on: method, model, resolved dtype, device type and base weights."""
-    for key, what in (("method", "method"), ("model", "model"), ("dtype", "dtype"), ("device", "device"),
-                      ("base_sha256", "base weights (SHA-256)")):
+    """The run resumes on what it ran on: resolved dtype, device type and base weights (method and model are
+    settings: `check_settings`)."""
+    for key, what in (("dtype", "dtype"), ("device", "device"), ("base_sha256", "base weights (SHA-256)")):
         if had[key] != now[key]:
             raise BenchmarkError(f"--resume {run_id}: the checkpoint's {what} is {had[key]}, this run's {now[key]}")
 
@@ -275,27 +275,28 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     after they are logged and may raise `Stopped` (pruning). `resume`: an MLflow run id to continue from
     its checkpoint, into the same run. `save_to`: a directory for the tested weights (`export.save_weights`)."""
     task, template, splits = sample(cfg)  # data errors first: nothing is recorded for a run that cannot start
-    method_cls = METHODS.get(cfg.method)
     began = time.time()
-    snapshot = checkpoint.load(resume, getattr(method_cls, "record_keys", ())) if resume else None
+    snapshot = checkpoint.load(resume) if resume else None
     loading = time.time() - began  # reading the checkpoint: part of what resuming costs
     settings = flatten(cfg, hp)
     if snapshot is not None:
         check_settings(resume, snapshot.header["config"], settings)  # before the store is touched
     experiment_id = tracking.connect(cfg.experiment)
-    if resume:
+    if snapshot is not None:
         tracking.check_run(resume, experiment_id)
     device = resolve_device(cfg.device)
     precision = resolve_precision(snapshot.header["dtype"] if snapshot and cfg.dtype == "auto" else cfg.dtype, device)
     loaded = load_model(cfg.model, device, precision.weights)
-    head = seedlog.header(cfg.method, cfg.model, seedlog.weights_sha256(loaded.model) if method_cls.trains else "",
-                          precision.name, device.type, tracking.package_versions(), tracking.git_commit(), settings)
+    packages = tracking.package_versions()
+    base = seedlog.weights_sha256(loaded.model) if METHODS.get(cfg.method).trains else ""
+    head = seedlog.header(cfg.method, cfg.model, base, precision.name, device.type, packages, tracking.git_commit(),
+                          settings)
     if snapshot is not None:
         check_identity(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with
         snapshot.progress.resume_s += loading
     tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
-            "git_commit": tracking.git_commit(), "packages": tracking.package_versions(), "dtype": precision.name,
+            "git_commit": tracking.git_commit(), "packages": packages, "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
     if snapshot is not None:
         prior, run_id = snapshot.progress.wall_s, resume
@@ -341,7 +342,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
         raise
     buffer.flush()
     summary = {**result.summary_metrics(), names.WALL_S: prior + time.time() - started}
-    if resume:
+    if snapshot is not None:
         summary[names.RESUME_S] = result.resume_s
     if result.log:
         log = seedlog.SeedLog(head, result.log, {"end": cfg.steps, "best_step": result.best_step, "test": result.test})

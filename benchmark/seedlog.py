@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.errors import BenchmarkError
+from methods.registry import METHODS
 
 FORMAT, VERSION = "zo-bench-seed-log", 1
 FILE = "seed_log.jsonl"
@@ -82,7 +83,7 @@ def weights_sha256(model: Any) -> str:
         for name, p in model.named_parameters():
             t = p.detach().to("cpu").contiguous()
             digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            digest.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself, no copy
     return digest.hexdigest()
 
 
@@ -90,9 +91,10 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def read(path: Path, origin: str, record_keys: tuple[str, ...] = ()) -> SeedLog:
-    """Parse and check a seed log before any work: every line, the steps' order and fields. `origin` names
-    it in errors (a run id or a path); `record_keys`: what each step line must carry (the method's)."""
+def read(path: Path, origin: str) -> SeedLog:
+    """Parse and check a seed log before any work: every line, the steps' order, and the fields each step
+    line must carry (its method's `record_keys`, the method named in the header). `origin` names it in
+    errors (a run id or a path)."""
     def bad(what: str) -> BenchmarkError:
         return BenchmarkError(f"seed log of {origin}: {what}")
 
@@ -119,6 +121,10 @@ def read(path: Path, origin: str, record_keys: tuple[str, ...] = ()) -> SeedLog:
     missing = [k for k in HEADER_KEYS if k not in head]
     if missing:
         raise bad(f"the header lacks {', '.join(missing)}")
+    method = METHODS.get(head["method"])
+    if not method.replays:
+        raise bad(f"method {head['method']} does not replay")
+    record_keys = method.record_keys
     log, last = SeedLog(head), 0
     for number, entry in enumerate(parsed[1:], 2):
         if log.end is not None:

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from benchmark import checkpoint, seedlog
+from benchmark.core.errors import BenchmarkError
 from benchmark.runner import build_method, build_run, replay_log, sample, train
 from methods.registry import METHODS
 from tests.helpers import BENCH, CPU, SETTINGS, TRAINED, bench, params_of, tiny
@@ -48,7 +49,7 @@ def toy_run(method: str, tmp_path, kill_at: int | None = None, resume: bool = Fa
         if step == kill_at:
             raise Killed
 
-    snapshot = checkpoint.load(method, getattr(METHODS.get(method), "record_keys", ())) if resume else None
+    snapshot = checkpoint.load(method) if resume else None
     try:
         result = train(cfg, hp, loaded, splits, CPU, on_metrics, False, False, snapshot, save)
     except Killed:
@@ -64,6 +65,13 @@ def test_a_run_killed_between_checkpoints_resumes_bit_for_bit(method, tmp_path, 
     whole, weights = toy_run(method, tmp_path)
     toy_run(method, tmp_path, kill_at=13)
     assert checkpoint.load(method).progress.step == 10
+    if METHODS.get(method).replays:  # its weights are the log replayed: a checkpoint without one is refused
+        log = tmp_path / "ckpt" / method / seedlog.FILE
+        kept = log.read_bytes()
+        log.unlink()
+        with pytest.raises(BenchmarkError, match=f"--resume {method}: .*seed_log.jsonl is missing"):
+            checkpoint.load(method)
+        log.write_bytes(kept)
     resumed, resumed_weights = toy_run(method, tmp_path, resume=True)
     assert all(torch.equal(weights[n], resumed_weights[n]) for n in weights), method
     assert resumed.losses == whole.losses and resumed.log == whole.log
@@ -116,21 +124,20 @@ def a_log(tmp_path) -> str:
     (lambda t: t.replace('"version": 1', '"version": 9'), "version 9; this harness reads version 1"),
     (lambda t: t.replace("zo-bench-seed-log", "other"), "line 1 is not a zo-bench-seed-log header"),
     (lambda t: t.replace('"base_sha256": "abc", ', ""), "the header lacks base_sha256"),
+    (lambda t: t.replace('"method": "mezo"', '"method": "lora"'), "method lora does not replay"),
     (lambda t: t + '{"step": 3}\n', "line 7 follows the end record"),
     (lambda t: t.replace('{"end": 2', '{"end": 5'), "line 6: the end record does not match the 2 steps logged"),
 ])
 def test_a_bad_seed_log_is_named_in_one_line(tmp_path, mangle, message):
-    from benchmark.core.errors import BenchmarkError
-
     good = tmp_path / "good.jsonl"
     good.write_text(a_log(tmp_path))
-    log = seedlog.read(good, "f", ("seed", "grad", "lr"))
+    log = seedlog.read(good, "f")
     assert [e["step"] for e in log.steps()] == [1, 2] and log.end["best_step"] == 2
     assert log.text() == good.read_text()  # reads back what it wrote, every float exact
     bad = tmp_path / "bad.jsonl"
     bad.write_text(mangle(good.read_text()))
     with pytest.raises(BenchmarkError, match="^seed log of f: " + message.replace("(", r"\(").replace(")", r"\)")):
-        seedlog.read(bad, "f", ("seed", "grad", "lr"))
+        seedlog.read(bad, "f")
 
 
 # ---- the real CLI: kill -9, resume, replay -------------------------------------------------------
