@@ -7,6 +7,7 @@ import argparse
 import functools
 import os
 import sys
+from pathlib import Path
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import parse_set_args
@@ -17,6 +18,8 @@ from benchmark.study.storage import default_storage_url, joined_cells, open_stor
 from methods.registry import METHODS
 from tasks.registry import TASKS
 from tasks.show import show_task
+
+REPORTS = "runs/reports"  # where `benchmark report` writes unless --out says otherwise
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -99,15 +102,25 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from reports import report, runs, summary
+    from reports import claims, report, runs, summary
+
+    if args.experiment == claims.EXPERIMENT:  # claims and verdicts from committed run records
+        from benchmark.core import records, store
+
+        written = records.sync(args.experiment) if store.exists() and store.find_experiment(args.experiment) else 0
+        folder = records.root() / args.experiment
+        out = Path(args.out) if args.out else folder / (args.preset or "offline")
+        print(claims.report(folder, out, args.preset))
+        print(f"records: {folder} ({written} new from MLflow); report: {out / 'claims.md'}")
+        return
 
     # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)
     if args.experiment in EXPERIMENTS and not runs.final_runs(args.experiment).empty:
         definition = EXPERIMENTS.get(args.experiment)
         studies = functools.partial(preset_studies, definition, storage_url=args.storage)
-        print(report.report(definition, args.out, args.preset, studies))
+        print(report.report(definition, args.out or REPORTS, args.preset, studies))
         print()
-    print(summary.report(args.experiment, args.out))
+    print(summary.report(args.experiment, args.out or REPORTS))
 
 
 def cmd_perf(args: argparse.Namespace) -> None:
@@ -182,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="tables from MLflow")
     rep.add_argument("experiment")
-    rep.add_argument("--out", default="runs/reports")
+    rep.add_argument("--out", default=None, help="default runs/reports; claims: next to its records")
     rep.add_argument("--preset", default=None, help="which preset's runs (default: the one with most final runs)")
     rep.add_argument("--storage", default=None, help="Optuna storage for the study views (default: the study's journal)")
     rep.set_defaults(func=cmd_report)

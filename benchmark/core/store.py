@@ -26,6 +26,13 @@ def client() -> Any:
     return MlflowClient(tracking_uri())
 
 
+def exists() -> bool:
+    """Whether there is a store to read: a local SQLite file that is there, or any server URI (a server
+    that does not answer fails where it is read). Readers of committed records skip a store that is absent."""
+    uri = tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")).is_file() if uri.startswith("sqlite:///") else True
+
+
 def unreachable(exc: BaseException) -> BenchmarkError:
     return BenchmarkError(f"MLflow tracking store {tracking_uri()} is unreachable: {first_line(exc)[:200]}")
 

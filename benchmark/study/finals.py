@@ -1,11 +1,12 @@
-"""After a cell's search: its best trial becomes final and the preset's other seeds are enqueued
-with the same point, in `<cell>/final`; and the bookkeeping of what is done."""
+"""After a cell's search: its best trial becomes final and the cell's other seeds (its row's, else the
+preset's) are enqueued with the same point, in `<cell>/final`; and the bookkeeping of what is done."""
 from __future__ import annotations
 
 import time
 from typing import Any
 
 from benchmark import tracking
+from benchmark.core import records
 from benchmark.experiments.base import Cell
 from benchmark.study.liveness import STALE_S
 from benchmark.study.storage import TPE, existing_study, final_name, load, search_name
@@ -57,6 +58,8 @@ def enqueue_finals(storage: Any, cell: Cell) -> bool:
     name, best = max(done, key=lambda pair: pair[1].value)
     if "mlflow_run_id" in best.user_attrs:
         tracking.set_tags(best.user_attrs["mlflow_run_id"], {"final": "true"})
+        if cell.records:
+            records.save(best.user_attrs["mlflow_run_id"])
     final.set_user_attr("best_trial", f"{name}#{best.number}")
     final.set_user_attr("best_point", best.user_attrs["point"])
     for seed in cell.seeds:
@@ -82,3 +85,22 @@ def summarize(storage: Any, cells: list[Cell]) -> dict:
         trials = [t for _, t in searched(storage, cell) if t is not None]
         out[cell.name] = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
     return out
+
+
+RERUN = ("stale", "interrupted")  # failures whose point is enqueued again: not a finished trial
+
+
+def tally(storage: Any, cell: Cell) -> tuple[int, int]:
+    """(trials finished, trials planned) of a cell: its search (grid points, one for a tuned_by cell, a
+    free search's budget) and its other final seeds."""
+    study = existing_study(storage, cell.name)
+    planned = 1 if cell.source else len(cell.points())
+    if (search := existing_study(storage, search_name(cell))) is not None:
+        planned = search.user_attrs.get("trials", planned)
+    planned += len(cell.seeds) - 1
+    trials = [t for name in (cell.name, search_name(cell), final_name(cell))
+              if (s := study if name == cell.name else existing_study(storage, name)) is not None
+              for t in s.get_trials(deepcopy=False)]
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") or
+                   (t.state.name == "FAIL" and t.user_attrs.get("reason") not in RERUN) for t in trials)
+    return min(finished, planned), planned

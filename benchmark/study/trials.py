@@ -14,7 +14,7 @@ from benchmark.interrupt import Interrupt
 from benchmark.runner import Stopped, build_run, failure_reason, run, sample
 from benchmark.study.liveness import RESUME, Heartbeat, requeue
 from benchmark.study.optuna_private import enqueued_point
-from benchmark.study.storage import load
+from benchmark.study.storage import FINAL, existing_study, load
 
 PARENT = "mlflow_parent_run_id"
 
@@ -44,11 +44,24 @@ def validate(cells: list[Cell]) -> None:
 
 
 def enqueue_grid(storage: Any, cell: Cell) -> Any:
+    """The cell's grid study with every point enqueued; a tuned_by cell's stays empty until its source
+    cell has a best point (`enqueue_tuned`)."""
     study = load(storage, cell.name, create=True)
     study.set_user_attr("experiment", cell.experiment)
-    for point in cell.points():
-        study.enqueue_trial(point, skip_if_exists=True)
+    if cell.source is None:
+        for point in cell.points():
+            study.enqueue_trial(point, skip_if_exists=True)
     return study
+
+
+def enqueue_tuned(storage: Any, cell: Cell) -> bool:
+    """A tuned_by cell: enqueue its source cell's best point once the source's search has chosen it.
+    False while it has not (the source's finals study records the point when its search ends)."""
+    source = existing_study(storage, f"{cell.source}/{FINAL}")
+    if source is None or "best_point" not in source.user_attrs:
+        return False
+    load(storage, cell.name).enqueue_trial(dict(source.user_attrs["best_point"]), skip_if_exists=True)
+    return True
 
 
 def ensure_parent_run(study: Any, cell: Cell, experiment_id: str) -> str:
@@ -64,6 +77,7 @@ def ensure_parent_run(study: Any, cell: Cell, experiment_id: str) -> str:
 class Outcome:
     state: str  # COMPLETE | PRUNED | FAIL
     reason: str = ""
+    run_id: str | None = None  # the trial's MLflow run, where one was started
 
 
 def grid_point(study: Any, trial: Any, cell: Cell, final: bool) -> tuple[dict[str, str], int]:
@@ -71,7 +85,7 @@ def grid_point(study: Any, trial: Any, cell: Cell, final: bool) -> tuple[dict[st
     fixed = enqueued_point(study, trial)
     point = {k: str(v) for k, v in fixed.items() if k != "seed"}
     for key, value in point.items():
-        trial.suggest_categorical(key, [value] if final else list(cell.grid.get(key, (value,))))
+        trial.suggest_categorical(key, [value] if final else list(cell.choices().get(key, (value,))))
     return point, int(fixed.get("seed", 0))
 
 
@@ -79,7 +93,7 @@ def suggested_point(trial: Any, cell: Cell) -> tuple[dict[str, str], int]:
     """Free search inside the grid's ranges: log-uniform between the smallest and largest numeric
     value (integers stay integers), categorical for words; single values stay fixed."""
     point = {}
-    for key, values in sorted(cell.grid.items()):
+    for key, values in sorted(cell.choices().items()):
         if len(set(values)) == 1:
             point[key] = values[0]
             continue
@@ -131,7 +145,7 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
         except Stopped as exc:
             trial.set_user_attr("reason", exc.reason)
             study.tell(trial, state=TrialState.PRUNED)
-            return Outcome("PRUNED", exc.reason)
+            return Outcome("PRUNED", exc.reason, mlflow_run[0])
         except KeyboardInterrupt:
             trial.set_user_attr("reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
@@ -141,8 +155,8 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
             trial.set_user_attr("reason", failure_reason(exc))
             trial.set_user_attr("error", first_line(exc)[:500])  # the exception type when it has no message
             study.tell(trial, state=TrialState.FAIL)
-            return Outcome("FAIL", failure_reason(exc))
+            return Outcome("FAIL", failure_reason(exc), mlflow_run[0])
     trial.set_user_attr("test_score", result.test)
     study.tell(trial, result.dev_best)
-    return Outcome("COMPLETE")
+    return Outcome("COMPLETE", run_id=mlflow_run[0])
 

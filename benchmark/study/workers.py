@@ -9,13 +9,14 @@ import time
 from typing import Any
 
 from benchmark import tracking
+from benchmark.core import records
 from benchmark.core.errors import BenchmarkError
 from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
-from benchmark.study.finals import budget_left, enqueue_finals
+from benchmark.study.finals import budget_left, enqueue_finals, tally
 from benchmark.study.optuna_private import pop_waiting_trial
 from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
-from benchmark.study.trials import PARENT, grid_point, run_trial, suggested_point
+from benchmark.study.trials import PARENT, enqueue_tuned, grid_point, run_trial, suggested_point
 
 
 def next_trial(study: Any, free: bool) -> Any | None:
@@ -25,19 +26,46 @@ def next_trial(study: Any, free: bool) -> Any | None:
     return pop_waiting_trial(study)
 
 
+class Progress:
+    """Where the study stands, for the log after each trial: trials finished of planned, this
+    worker's elapsed time, and the time left at the seconds per training step it has measured."""
+
+    def __init__(self, storage: Any, cells: list[Cell]) -> None:
+        self.storage, self.cells, self.began, self.steps_run = storage, cells, time.time(), 0
+
+    def line(self, steps_just_run: int) -> str:
+        self.steps_run += steps_just_run
+        tallies = [(cell, *tally(self.storage, cell)) for cell in self.cells]
+        done, planned = sum(d for _, d, _ in tallies), sum(p for _, _, p in tallies)
+        steps_left = sum(max(p - d, 0) * max(cell.steps, 1) for cell, d, p in tallies)
+        elapsed = time.time() - self.began
+        left = f"~{_hours(elapsed / self.steps_run * steps_left)} left" if self.steps_run else "time left unknown"
+        return f"[{done}/{planned} trials; {_hours(elapsed)} elapsed here, {left}]"
+
+
+def _hours(seconds: float) -> str:
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
     tracking.git_commit()  # pin the commit of the code this worker loaded
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
+    progress = Progress(storage, cells)
     with Interrupt() as interrupt:
         for cell in cells:
-            _drain_cell(storage, cell, counts, interrupt, log)
+            _drain_cell(storage, cell, counts, interrupt, log, progress)
     return counts
 
 
-def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log) -> None:
-    """Run one cell's pending grid, free-search and final trials."""
+def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log,
+                progress: Progress) -> None:
+    """Run one cell's pending grid, free-search and final trials; a tuned_by cell first takes its
+    source cell's best point (and waits, skipped, while the source has none)."""
     parent = load(storage, cell.name).user_attrs[PARENT]
+    if cell.source and not enqueue_tuned(storage, cell):
+        log(f"{cell.name}: waiting for {cell.source} to choose its best point")
+        return
     for name in study_names(cell):
         if name == final_name(cell):
             enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
@@ -54,8 +82,11 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
             began = time.time()
             outcome = run_trial(study, trial, cell, parent, point, seed, final, interrupt)
             counts[outcome.state] += 1
+            if cell.records and outcome.run_id and outcome.state != "FAIL":
+                records.save(outcome.run_id)
             log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
-                f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s")
+                f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
+                f"{progress.line(cell.steps)}")
 
 
 def spawn_workers(experiment: str, storage_url: str, n: int) -> list[subprocess.Popen]:

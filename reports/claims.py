@@ -1,0 +1,316 @@
+"""`benchmark report claims`: the DiZO paper's claims C1-C5, each with the paper's number, ours over seeds
+(mean and 95% interval; MeZO against DiZO seed by seed) and a verdict computed from the interval.
+
+Reads run records only (`benchmark.core.records`: what the `claims` study commits under
+`reports/results/claims/`), so the report renders on a fresh machine without an MLflow store.
+Final runs are the records tagged final (each row's best point on dev, one run per seed); search
+records are the grid, shown with the point each row chose. A record of the row `MeZO pilot` is the
+dev curve the study's step count was read from.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.core import names, records
+from benchmark.core.errors import BenchmarkError
+from reports import stats
+from reports.stats import Interval, all_of, interval, paired, verdict
+
+EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
+MEZO, DIZO, FT, ZERO_SHOT, HIZOO = names.BASELINE_ROW, names.DIZO_ROW, "FT", "Zero-shot", "HiZOO"
+NO_REINIT, NO_CLIP, PILOT = "DiZO no re-init", "DiZO no clipping", "MeZO pilot"
+TARGET_FRACTION = 0.99  # C1: a run reaches MeZO's best dev at the first evaluation >= 99% of it (reports.convergence)
+FLAT = 0.01  # the pilot flattens where the moving mean of 3 evaluations never again gains more than this
+MEMORY_AS_MEZO = 1.25  # C5: "DiZO's memory is MeZO's": peak ratio below the paper's largest (RTE 9.5/7.8 = 1.22)
+MEMORY_FAR_BELOW_FT = 0.5  # C5: "far below FT's": at most half of FT's peak (the paper: 0.15-0.17)
+THROUGHPUT = 0.9  # C5: "at least 0.9x MeZO's"
+ROLES = ("q", "v")  # C3: the projections DiZO rescales; their per-layer spread is the statistic
+_DRIFT = re.compile("^" + names.DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")
+
+
+@dataclass
+class Runs:
+    """The records of one preset: final runs by row and seed, search runs by row, the pilot."""
+
+    finals: dict[str, dict[int, dict]] = field(default_factory=dict)
+    search: dict[str, list[dict]] = field(default_factory=dict)
+    pilot: dict | None = None
+
+    def seeds(self, row: str) -> dict[int, dict]:
+        return self.finals.get(row, {})
+
+    def metric(self, row: str, key: str) -> dict[int, float]:
+        return {s: r["summary"][key] for s, r in self.seeds(row).items() if r["summary"].get(key) is not None}
+
+
+def load(folder: Path, preset: str | None = None) -> tuple[Runs, str]:
+    """The records under `folder` (an experiment's), for `preset` (default: the one with most records)."""
+    found = records.read(folder)
+    if not found:
+        raise BenchmarkError(f"no run records under {folder}; run `benchmark study claims` first")
+    presets = [r["tags"]["preset"] for r in found]
+    preset = preset or max(set(presets), key=presets.count)
+    runs = Runs()
+    for rec in sorted((r for r in found if r["tags"]["preset"] == preset), key=lambda r: r.get("start_time") or 0):
+        row, tags = rec["tags"]["row"], rec["tags"]
+        if row == PILOT:
+            runs.pilot = rec
+        elif rec.get("status") == "FINISHED":
+            if not tags["study"].endswith("/final"):
+                runs.search.setdefault(row, []).append(rec)
+            if tags.get("final") == "true":
+                runs.finals.setdefault(row, {})[int(rec["params"]["seed"])] = rec  # the latest run of a seed wins
+    if not runs.finals:
+        raise BenchmarkError(f"no final runs of preset {preset!r} under {folder} yet")
+    return runs, preset
+
+
+# ---- the statistics each claim reads --------------------------------------------------------------
+
+def after_start(rec: dict) -> tuple[list[int], list[float]]:
+    steps, dev = records.curve(rec)
+    return [s for s in steps if s > 0], [d for s, d in zip(steps, dev) if s > 0]
+
+
+def steps_to(rec: dict, target: float) -> int | None:
+    return next((s for s, d in zip(*after_start(rec)) if d >= target), None)
+
+
+def censored(rec: dict) -> int:
+    """Where a run that never reached the target is counted: one evaluation past its last."""
+    return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"])
+
+
+def convergence(mezo: dict, dizo: dict) -> dict:
+    """C1 for one seed: MeZO's target (99% of its best dev after step 0) and the steps each run needs."""
+    target = TARGET_FRACTION * max(after_start(mezo)[1])
+    m, d = steps_to(mezo, target), steps_to(dizo, target)
+    rate = {k: r["summary"].get(names.STEPS_PER_S) for k, r in (("mezo", mezo), ("dizo", dizo))}
+    m_steps, d_steps = m or censored(mezo), d or censored(dizo)
+    return {"target": target, "mezo": m_steps, "dizo": d_steps, "dizo_reached": d is not None,
+            "mezo_h": m_steps / rate["mezo"] / 3600 if rate["mezo"] else math.nan,
+            "dizo_h": d_steps / rate["dizo"] / 3600 if rate["dizo"] else math.nan}
+
+
+def dev_at(rec: dict, step: int) -> float | None:
+    steps, dev = records.curve(rec)
+    return dict(zip(steps, dev)).get(step)
+
+
+def layer_spread(rec: dict, roles: tuple[str, ...] = ROLES) -> float | None:
+    """Coefficient of variation across layers of ||theta - theta0|| at the run's last logged step, per
+    projection role, averaged over `roles` (same-shaped matrices: a ZO step moves them all alike)."""
+    by_role: dict[str, list[float]] = {}
+    for key, points in rec["curves"].items():
+        match = _DRIFT.match(key)
+        if match and match.group(1) in roles and points:
+            by_role.setdefault(match.group(1), []).append(float(points[-1][1]))
+    cvs = []
+    for values in by_role.values():
+        mean = sum(values) / len(values)
+        if len(values) > 1 and mean > 0:
+            cvs.append(math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) / mean)
+    return sum(cvs) / len(cvs) if cvs else None
+
+
+def flattening(rec: dict) -> int | None:
+    """The pilot's step count: the first evaluation whose 3-evaluation moving mean of dev is never
+    again exceeded by more than FLAT (a later gain smaller than one point is noise on 500 examples)."""
+    steps, dev = after_start(rec)
+    if len(dev) < 3:
+        return None
+    smooth = [sum(dev[max(0, i - 2):i + 1]) / len(dev[max(0, i - 2):i + 1]) for i in range(len(dev))]
+    return next((steps[i] for i in range(len(smooth)) if max(smooth[i:]) <= smooth[i] + FLAT), None)
+
+
+# ---- the claims ---------------------------------------------------------------------------------------
+
+@dataclass
+class Finding:
+    claim: str
+    paper: str
+    ours: list[str]
+    verdict: str
+    detail: str = ""
+
+
+def _pct(iv: Interval) -> str:
+    return iv.show(100, 1)
+
+
+def c1(runs: Runs) -> Finding:
+    mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
+    per_seed = {s: convergence(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
+    steps, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()})
+    ratio, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()}, "ratio")
+    hours, _ = paired({s: c["dizo_h"] for s, c in per_seed.items()}, {s: c["mezo_h"] for s, c in per_seed.items()},
+                      "ratio")
+    ours = [f"steps to MeZO's target, DiZO - MeZO: {steps.show(1, 0)}",
+            f"DiZO's steps as a share of MeZO's: {_pct(ratio)}%; train hours: {_pct(hours)}%"]
+    parts = [verdict(steps, 0.0, above=False)]
+    for at in (300, 500):
+        diff, _ = paired({s: dev_at(r, at) for s, r in dizo.items() if dev_at(r, at) is not None},
+                         {s: dev_at(r, at) for s, r in mezo.items() if dev_at(r, at) is not None})
+        if diff.n:
+            ours.append(f"dev at step {at}, DiZO - MeZO (points): {diff.show(100, 1)} ({verdict(diff)})")
+    rows = ["| seed | MeZO's target (dev) | MeZO steps | DiZO steps | DiZO / MeZO |", "|---|---|---|---|---|"]
+    rows += [f"| {s} | {c['target']:.3f} | {c['mezo']} | {c['dizo']}{'' if c['dizo_reached'] else ' (not reached)'} "
+             f"| {c['dizo'] / c['mezo']:.2f} |" for s, c in per_seed.items()]
+    return Finding("C1: DiZO reaches MeZO's best dev accuracy in fewer iterations (Figure 4, Tables 6/11)",
+                   "SST-2, OPT-2.7B: 51.8% of MeZO's iterations, 55.7% of its GPU hours (Table 10); the released "
+                   "logs: DiZO 0.716 vs 0.660 dev at step 300, 0.822 vs 0.774 at 500",
+                   ours, all_of(parts), "\n".join(rows))
+
+
+def c2(runs: Runs) -> Finding:
+    diff, each = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    mezo, dizo = interval(list(runs.metric(MEZO, names.TEST_SCORE).values())), \
+        interval(list(runs.metric(DIZO, names.TEST_SCORE).values()))
+    ours = [f"test accuracy: MeZO {_pct(mezo)}, DiZO {_pct(dizo)}",
+            f"DiZO - MeZO, paired by seed (points): {diff.show(100, 1)}; per seed: "
+            + ", ".join(f"{s}: {100 * d:+.1f}" for s, d in each.items())]
+    return Finding("C2: at equal steps DiZO's test accuracy is at least MeZO's (Table 4)",
+                   "SST-2, OPT-2.7B: DiZO 90.8 vs MeZO 90.0 (Table 4, one seed)", ours, verdict(diff))
+
+
+def c3(runs: Runs) -> Finding:
+    spread = {row: {s: v for s, r in runs.seeds(row).items() if (v := layer_spread(r)) is not None}
+              for row in (FT, MEZO, DIZO)}
+    ours = [f"spread of ||theta - theta0|| across layers (CV, {'/'.join(ROLES)} projections, last step): "
+            + "; ".join(f"{row} {interval(list(v.values())).show(100, 1)}%" for row, v in spread.items())]
+    parts = []
+    for row in (FT, DIZO):
+        diff, _ = paired(spread[row], spread[MEZO])
+        parts.append(verdict(diff))
+        ours.append(f"{row} - MeZO (CV points): {diff.show(100, 1)} ({parts[-1]})")
+    return Finding("C3: FO's distance from the pre-trained weights differs by layer, ZO's does not; DiZO's becomes "
+                   "layer-dependent (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours, all_of(parts))
+
+
+def c4(runs: Runs) -> Finding:
+    ours, parts = [], []
+    for row in (NO_REINIT, NO_CLIP):
+        diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(row, names.TEST_SCORE))
+        parts.append(verdict(diff))
+        ours.append(f"DiZO - {row}, test (points): {diff.show(100, 1)} ({parts[-1]})")
+    return Finding("C4: removing re-initialisation, or removing clipping, hurts DiZO (Appendix C.2)",
+                   "RoBERTa-large k=16: both removals lower accuracy on SST-2, SNLI and TREC (Table C.2)", ours,
+                   all_of(parts))
+
+
+def c5(runs: Runs) -> Finding:
+    mem = names.PEAK_MEMORY
+    vs_mezo, _ = paired(runs.metric(DIZO, mem), runs.metric(MEZO, mem), "ratio")
+    vs_ft, _ = paired(runs.metric(DIZO, mem), runs.metric(FT, mem), "ratio")
+    speed, _ = paired(runs.metric(DIZO, names.STEPS_PER_S), runs.metric(MEZO, names.STEPS_PER_S), "ratio")
+    parts = [verdict(vs_mezo, MEMORY_AS_MEZO, above=False), verdict(vs_ft, MEMORY_FAR_BELOW_FT, above=False),
+             verdict(speed, THROUGHPUT)]
+    ours = [f"peak memory DiZO / MeZO: {vs_mezo.show(1, 3)} (claim: below {MEMORY_AS_MEZO}; {parts[0]})",
+            f"peak memory DiZO / FT: {vs_ft.show(1, 3)} (claim: below {MEMORY_FAR_BELOW_FT}; {parts[1]})",
+            f"training steps/s DiZO / MeZO: {speed.show(1, 3)} (claim: above {THROUGHPUT}; {parts[2]})"]
+    return Finding("C5: DiZO's memory is MeZO's, far below FT's; its throughput is at least 0.9x MeZO's (Table 10)",
+                   "SST-2, OPT-2.7B: 7.5 vs 6.8 GB (FT 45.4); 3.05 vs 3.28 it/s (0.93x)", ours, all_of(parts))
+
+
+CLAIMS = (c1, c2, c3, c4, c5)
+
+
+# ---- the page -----------------------------------------------------------------------------------------
+
+def _point(rec: dict, keys: list[str]) -> str:
+    return ", ".join(f"{k}={rec['params'].get(k)}" for k in keys)
+
+
+GRID_KEYS = ("lr", "eps", "projection_interval", "clip_range", "hessian_smooth", "batch_size")
+
+
+def search_table(runs: Runs) -> str:
+    lines = ["| row | point | dev (best) | at step | test | wall min | chosen |", "|---|---|---|---|---|---|---|"]
+    for row, recs in runs.search.items():
+        keys = [k for k in GRID_KEYS if len({r["params"].get(k) for r in recs}) > 1] or ["lr"]
+        for rec in recs:
+            s = rec["summary"]
+            lines.append(f"| {row} | {_point(rec, keys)} | {s.get(names.DEV_BEST, math.nan):.3f} | "
+                         f"{s.get(names.DEV_BEST_STEP, math.nan):.0f} | {s.get(names.TEST_SCORE, math.nan):.3f} | "
+                         f"{s.get(names.WALL_S, math.nan) / 60:.1f} | {'yes' if rec['tags'].get('final') == 'true' else ''} |")
+    return "\n".join(lines)
+
+
+def rows_table(runs: Runs) -> str:
+    lines = ["| row | seeds | dev best | test | steps/s | peak GB | wall min (mean) |", "|---|---|---|---|---|---|---|"]
+    for row, by_seed in runs.finals.items():
+        cols = [interval(list(runs.metric(row, key).values())) for key in
+                (names.DEV_BEST, names.TEST_SCORE, names.STEPS_PER_S, names.PEAK_MEMORY, names.WALL_S)]
+        lines.append(f"| {row} | {','.join(map(str, sorted(by_seed)))} | {_pct(cols[0])} | {_pct(cols[1])} | "
+                     f"{cols[2].show(1, 3)} | {cols[3].show(1, 2)} | {cols[4].mean / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def wall_times(runs: Runs) -> str:
+    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
+    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
+                 if r["tags"]["study"].endswith("/final"))
+    pilot = runs.pilot["summary"].get(names.WALL_S, 0) if runs.pilot else 0
+    hours = [("pilot", pilot), ("search (seed 0, every grid point)", search), ("finals (other seeds)", finals)]
+    return "\n".join(f"- {label}: {sec / 3600:.2f} h" for label, sec in hours) + \
+        f"\n- total: {(pilot + search + finals) / 3600:.2f} h (runs' wall time, evaluation included)"
+
+
+def hizoo_lines(runs: Runs) -> list[str]:
+    if HIZOO not in runs.finals:
+        return []
+    diff, _ = paired(runs.metric(HIZOO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    scale = {key: interval([records.curve(r, key)[1][-1] for r in runs.seeds(HIZOO).values() if r["curves"].get(key)])
+             for key in (names.HIZOO_SCALE_MIN, names.HIZOO_SCALE_MEDIAN, names.HIZOO_SCALE_MAX)}
+    return [f"- HiZOO - MeZO, test (points): {diff.show(100, 1)} ({verdict(diff)} that HiZOO is better)",
+            "- HiZOO's perturbation scale sqrt(M) at the last evaluation (1 at the start): "
+            + ", ".join(f"{k.split('_')[-1]} {v.show(1, 3)}" for k, v in scale.items())]
+
+
+def spread_lines(runs: Runs) -> list[str]:
+    test = interval(list(runs.metric(MEZO, names.TEST_SCORE).values()))
+    sd = (test.hi - test.mean) / stats.t_quantile(test.n - 1) * math.sqrt(test.n) if test.n > 1 else math.nan
+    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
+    return [f"- MeZO's test accuracy over {test.n} seeds: sd {100 * sd:.1f} points",
+            f"- the paired DiZO - MeZO interval's half-width: {100 * half:.1f} points (aim: at most 2)"]
+
+
+def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
+    findings = [claim(runs) for claim in CLAIMS]
+    out = [f"# Claims ({preset})", "",
+           "The DiZO paper's claims on rt-polarity with SmolLM2-135M (CPU), each row's point chosen on dev on seed 0, "
+           "then run on every seed. Intervals: 95% t over seeds; MeZO and DiZO paired by seed (same data order "
+           "and z until DiZO's first projection). Verdict: reproduced / not reproduced when the interval is wholly "
+           "on one side of the claim's threshold, inconclusive when it spans it.", "",
+           "| claim | paper | ours | verdict |", "|---|---|---|---|"]
+    out += [f"| {f.claim} | {f.paper} | {'<br>'.join(f.ours)} | **{f.verdict}** |" for f in findings]
+    for f in findings:
+        out += ["", f"## {f.claim}", "", f"- paper: {f.paper}"] + [f"- {line}" for line in f.ours]
+        out += [f"- verdict: **{f.verdict}**"] + (["", f.detail] if f.detail else [])
+    out += ["", "## Rows (final runs)", "", rows_table(runs), ""] + hizoo_lines(runs)
+    out += ["", "## Seed-to-seed spread", ""] + spread_lines(runs)
+    if runs.pilot:
+        steps, dev = records.curve(runs.pilot)
+        out += ["", "## Step count (the pilot MeZO run)", "",
+                f"- {_point(runs.pilot, ['lr', 'eps', 'steps', 'batch_size'])}: flattens at step "
+                f"{flattening(runs.pilot)} (3-evaluation moving mean never again {FLAT * 100:.0f} point higher)",
+                "- dev: " + ", ".join(f"{s}: {d:.3f}" for s, d in zip(steps, dev) if s % 100 == 0)]
+    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", "", wall_times(runs), "",
+            "## Figures", ""] + [f"![{p.stem}]({p.relative_to(folder)})" for p in figures if p.suffix == ".png"]
+    return "\n".join(out) + "\n"
+
+
+def report(folder: Path, out: Path, preset: str | None = None) -> str:
+    """Write `<out>/claims.md` and its figures from the records under `folder`; return the page."""
+    from reports.claims_figures import write_figures
+
+    runs, preset = load(folder, preset)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(runs, out)
+    text = page(runs, preset, figures, out)
+    (out / "claims.md").write_text(text)
+    return text

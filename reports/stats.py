@@ -1,0 +1,72 @@
+"""Means, 95% intervals over seeds, paired differences, and the verdict a claim gets from them.
+
+An interval is Student's t over the seeds (mean +- t(0.975, n-1) * sd / sqrt(n)): with 3-5 seeds
+the normal 1.96 would be 30-60% too narrow. A claim's verdict is read off its interval, never off a
+mean alone: `reproduced` when the whole interval is on the claim's side of its threshold, `not
+reproduced` when the whole interval is on the other side, `inconclusive` when it spans the threshold
+(or there are fewer than 2 seeds: no interval at all).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def show(self, scale: float = 1.0, digits: int = 1) -> str:
+        """'81.2 [79.9, 82.5] (n=5)', values times `scale`; a single value has no interval."""
+        if self.n < 2:
+            return f"{self.mean * scale:.{digits}f} (n={self.n}, no interval)"
+        return f"{self.mean * scale:.{digits}f} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}] (n={self.n})"
+
+
+def t_quantile(df: int, level: float = LEVEL) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2, df))
+
+
+def interval(values: list[float], level: float = LEVEL) -> Interval:
+    """Mean and t interval of independent values (one per seed); NaNs are dropped."""
+    xs = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not xs:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return Interval(mean, math.nan, math.nan, 1)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
+    half = t_quantile(len(xs) - 1, level) * sd / math.sqrt(len(xs))
+    return Interval(mean, mean - half, mean + half, len(xs))
+
+
+def paired(a: dict[int, float], b: dict[int, float], how: str = "difference") -> tuple[Interval, dict[int, float]]:
+    """a - b (or a / b with how="ratio") seed by seed over the seeds both have, and its interval."""
+    seeds = sorted(set(a) & set(b))
+    each = {s: (a[s] - b[s] if how == "difference" else a[s] / b[s]) for s in seeds}
+    return interval(list(each.values())), each
+
+
+def verdict(iv: Interval, threshold: float = 0.0, above: bool = True) -> str:
+    """The claim "the quantity is above `threshold`" (or below it, `above=False`) against its interval."""
+    if iv.n < 2 or math.isnan(iv.lo):
+        return INCONCLUSIVE
+    low_side, high_side = iv.hi < threshold, iv.lo > threshold
+    if above:
+        return REPRODUCED if high_side else NOT_REPRODUCED if low_side else INCONCLUSIVE
+    return REPRODUCED if low_side else NOT_REPRODUCED if high_side else INCONCLUSIVE
+
+
+def all_of(verdicts: list[str]) -> str:
+    """A claim made of parts: reproduced if every part is, not reproduced if any part is not, else inconclusive."""
+    if verdicts and all(v == REPRODUCED for v in verdicts):
+        return REPRODUCED
+    return NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE

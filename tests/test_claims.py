@@ -1,0 +1,193 @@
+"""The `claims` study and report: intervals against a hand-computed example, verdicts on synthetic
+records (reproduced, not reproduced, inconclusive), the report through the real CLI from committed
+records with no MLflow store, run records written and read back, and the pairing the study relies on
+(MeZO and DiZO with one seed take the same steps until DiZO's first projection)."""
+import json
+import math
+
+import pytest
+
+from benchmark.core import names, records
+from benchmark.core.errors import BenchmarkError
+from benchmark.experiments.registry import EXPERIMENTS
+from reports import claims, stats
+from tests.helpers import Loop, bench, make, tiny
+
+STEPS = list(range(0, 650, 50))
+
+
+# ---- intervals and verdicts ----------------------------------------------------------------------
+
+def test_interval_matches_a_hand_computed_t_interval():
+    # mean 0.80; sd = sqrt((0 + 4e-4 + 4e-4 + 1e-4 + 1e-4) / 4) = 0.0158114; t(0.975, 4) = 2.776445
+    # half-width = 2.776445 * 0.0158114 / sqrt(5) = 0.0196322
+    iv = stats.interval([0.80, 0.82, 0.78, 0.81, 0.79])
+    assert iv.n == 5 and iv.mean == pytest.approx(0.80)
+    assert iv.lo == pytest.approx(0.780368, abs=1e-6) and iv.hi == pytest.approx(0.819632, abs=1e-6)
+    assert stats.t_quantile(4) == pytest.approx(2.776445, abs=1e-6)
+
+
+def test_paired_differences_use_the_seeds_both_sides_have():
+    iv, each = stats.paired({0: 0.9, 1: 0.8, 2: 0.7, 7: 0.1}, {0: 0.8, 1: 0.75, 2: 0.6, 3: 0.5})
+    assert each == pytest.approx({0: 0.1, 1: 0.05, 2: 0.1})
+    assert iv.n == 3 and iv.mean == pytest.approx(0.25 / 3)
+
+
+@pytest.mark.parametrize("values,threshold,above,expected", [
+    ([0.02, 0.03, 0.025], 0.0, True, stats.REPRODUCED),
+    ([-0.02, -0.03, -0.025], 0.0, True, stats.NOT_REPRODUCED),
+    ([-0.02, 0.03, 0.0], 0.0, True, stats.INCONCLUSIVE),
+    ([0.5], 0.0, True, stats.INCONCLUSIVE),  # one seed: an anecdote, no interval
+    ([1.01, 1.02, 1.03], 1.25, False, stats.REPRODUCED),  # "below 1.25"
+    ([1.30, 1.32, 1.31], 1.25, False, stats.NOT_REPRODUCED),
+    ([0.95, 0.96, 0.94], 0.9, True, stats.REPRODUCED),
+])
+def test_a_verdict_is_read_off_the_interval(values, threshold, above, expected):
+    assert stats.verdict(stats.interval(values), threshold, above) == expected
+
+
+def test_a_claim_of_parts_needs_every_part():
+    assert stats.all_of([stats.REPRODUCED, stats.REPRODUCED]) == stats.REPRODUCED
+    assert stats.all_of([stats.REPRODUCED, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
+    assert stats.all_of([stats.INCONCLUSIVE, stats.NOT_REPRODUCED]) == stats.NOT_REPRODUCED
+
+
+# ---- synthetic records -------------------------------------------------------------------------
+
+def curve(reach: int, best: float, start: float = 0.55) -> list[list[float]]:
+    """A dev curve rising linearly from `start` to `best` at step `reach`, flat after."""
+    return [[s, start + (best - start) * min(s, reach) / reach] for s in STEPS]
+
+
+def drift(per_layer: list[float]) -> dict:
+    return {names.DRIFT.format(role=role, layer=i): [[300, v], [600, v]]
+            for role in ("q", "v") for i, v in enumerate(per_layer)}
+
+
+def record(row: str, seed: int, test: float, dev: list, speed: float, peak: float, extra: dict | None = None,
+           final_study: bool | None = None) -> dict:
+    study = f"claims/offline/smollm2-135m/rt-polarity/{row}" + ("/final" if (final_study if final_study is not None
+                                                                             else seed > 0) else "")
+    return {"format": records.FORMAT, "run_id": f"{row}-{seed}", "status": "FINISHED", "start_time": seed,
+            "tags": {"preset": "offline", "study": study, "trial": str(seed), "row": row, "task": "rt-polarity",
+                     "final": "true"},
+            "params": {"seed": str(seed), "steps": "600", "eval_every": "50", "lr": "3e-05"},
+            "summary": {names.TEST_SCORE: test, names.DEV_BEST: max(d for _, d in dev), names.STEPS_PER_S: speed,
+                        names.PEAK_MEMORY: peak, names.WALL_S: 1000.0, names.DEV_BEST_STEP: 500},
+            "curves": {names.DEV_SCORE: dev, **(extra or {})}}
+
+
+FLAT = [1.0] * 6
+SLOPED = [0.4, 0.7, 1.0, 1.3, 1.6, 1.9]
+
+
+def synthetic() -> list[dict]:
+    """C1 reproduced (DiZO reaches MeZO's best 200 steps sooner), C2 not reproduced (DiZO 3 points lower on
+    test, every seed), C3 reproduced, C4 inconclusive (differences of both signs), C5 reproduced."""
+    out = []
+    jitter = [0.0, 0.004, -0.003, 0.002, -0.001]
+    for seed in range(5):
+        j = jitter[seed]
+        out.append(record("MeZO", seed, 0.80 + j, curve(500, 0.80 + j), 0.60, 1.40, drift(FLAT)))
+        out.append(record("DiZO", seed, 0.77 + j + j / 2, curve(300, 0.81 + j), 0.57 + j, 1.43, drift(SLOPED)))
+    for seed in range(3):
+        out.append(record("FT", seed, 0.86, curve(100, 0.86), 0.7, 4.6, drift(SLOPED)))
+        out.append(record("DiZO no re-init", seed, 0.77 + (-0.02, 0.03, 0.0)[seed], curve(300, 0.8), 0.57, 1.43))
+        out.append(record("DiZO no clipping", seed, 0.77 + (0.01, -0.01, 0.02)[seed], curve(300, 0.8), 0.57, 1.43))
+        out.append(record("Zero-shot", seed, 0.49, [[0, 0.56]], math.nan, math.nan))
+    return out
+
+
+@pytest.fixture
+def committed(tmp_path):
+    folder = tmp_path / "results"
+    for rec in synthetic():
+        records.write(rec, folder)
+    return folder
+
+
+def verdicts(page: str) -> dict[str, str]:
+    """claim id -> verdict, from the summary table's rows."""
+    rows = [line for line in page.splitlines() if line.startswith("| C")]
+    return {row.split(":")[0].strip("| "): row.rsplit("**", 2)[1] for row in rows}
+
+
+def test_the_report_renders_from_committed_records_without_an_mlflow_store(committed, tmp_path):
+    store = tmp_path / "absent" / "mlflow.db"
+    out = tmp_path / "report"
+    proc = bench("report", "claims", "--out", str(out), env={"BENCHMARK_RECORDS": str(committed),
+                                                            "MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    assert proc.returncode == 0, proc.stderr
+    page = (out / "claims.md").read_text()
+    assert verdicts(page) == {"C1": "reproduced", "C2": "not reproduced", "C3": "reproduced", "C4": "inconclusive",
+                              "C5": "reproduced"}
+    assert "| 0 | 0.792 | 500 | 300 | 0.60 |" in page  # seed 0: MeZO's target 0.99 x 0.80, reached at 500 and 300
+    for figure in ("claims_dev_curves", "claims_steps_to_target", "claims_drift"):
+        assert (out / f"{figure}.png").stat().st_size > 1000
+    assert not store.parent.exists()  # no store was created to read from
+
+
+def test_c1_counts_a_target_never_reached_one_evaluation_past_the_end():
+    mezo = record("MeZO", 0, 0.8, curve(500, 0.80), 0.6, 1.4)
+    never = record("DiZO", 0, 0.7, curve(300, 0.70), 0.6, 1.4)
+    c = claims.convergence(mezo, never)
+    assert c["target"] == pytest.approx(0.792) and c["mezo"] == 500
+    assert c["dizo"] == 650 and not c["dizo_reached"]
+
+
+def test_the_pilot_flattens_where_the_moving_mean_stops_gaining_a_point():
+    rec = record("MeZO pilot", 0, 0.8, curve(400, 0.80), 0.6, 1.4)
+    # dev 0.7375, 0.76875, 0.8, 0.8, 0.8 at steps 300-500; moving means of 3: 0.76875 (400), 0.789583 (450),
+    # 0.8 (500): at 450 the rest still gains 0.0104 > 0.01, at 500 nothing more
+    assert claims.flattening(rec) == 500
+    assert claims.flattening(record("MeZO pilot", 0, 0.8, curve(600, 0.80), 0.6, 1.4)) == 600  # rises to the end
+
+
+def test_layer_spread_is_zero_for_equal_layers_and_grows_with_their_differences():
+    assert claims.layer_spread({"curves": drift(FLAT)}) == pytest.approx(0.0)
+    assert claims.layer_spread({"curves": drift(SLOPED)}) == pytest.approx(0.48804, abs=1e-5)  # sd 0.56125 / mean 1.15
+
+
+# ---- records -----------------------------------------------------------------------------------
+
+def test_a_record_reads_back_as_written_one_line_per_value(tmp_path):
+    rec = synthetic()[0]
+    path = records.write(rec, tmp_path)
+    assert path == tmp_path / "claims" / "offline" / "rt-polarity" / "MeZO" / "search-000.json"
+    assert records.read(tmp_path) == [json.loads(json.dumps(rec))]
+    assert f'  "{names.DEV_SCORE}": [[0,0.55],' in path.read_text()  # a curve is one line: diffs show what moved
+
+
+@pytest.mark.parametrize("text,message", [("{not json", "not a run record"), ('{"format": "other"}', "format"),
+                                          (json.dumps({"format": records.FORMAT}), "lacks run_id")])
+def test_a_bad_record_is_named_in_one_line(tmp_path, text, message):
+    (tmp_path / "x.json").write_text(text)
+    with pytest.raises(BenchmarkError, match=message) as exc:
+        records.read(tmp_path)
+    assert "x.json" in str(exc.value) and "\n" not in str(exc.value)
+
+
+# ---- the experiment ------------------------------------------------------------------------------
+
+def test_the_claims_cells_pair_mezo_and_dizo_and_tune_the_ablations_by_dizo():
+    cells = {c.row.label: c for c in EXPERIMENTS.get("claims").cells("offline")}
+    assert cells["MeZO"].seeds == cells["DiZO"].seeds and len(cells["MeZO"].seeds) >= 5
+    assert all(len(c.seeds) >= 3 for c in cells.values())
+    for label in ("DiZO no re-init", "DiZO no clipping"):
+        assert cells[label].source == cells["DiZO"].name
+    assert cells["DiZO no clipping"].settings(cells["DiZO"].points()[0])["clip_range"] == "none"
+    sets = cells["MeZO"].settings({})
+    assert int(sets["num_dev"]) >= 500 and int(sets["num_test"]) >= 1000 and cells["MeZO"].eval_every == 50
+    assert cells["MeZO"].steps <= 2000
+    dizo = cells["DiZO"].choices()  # one factor at a time: lr, interval and tau each take two values
+    assert all(len(dizo[k]) == 2 for k in ("lr", "projection_interval", "clip_range"))
+
+
+def test_mezo_and_dizo_with_one_seed_take_the_same_steps_until_the_first_projection():
+    runs = {}
+    for method in ("mezo", "dizo"):
+        loaded = tiny()
+        trainer = make(method, loaded.model, seed=3, lr="1e-2", **({"projection_interval": "5"} if method == "dizo" else {}))
+        runs[method] = Loop(loaded, seed=3).run(trainer, 8)
+    assert runs["mezo"][:5] == runs["dizo"][:5]  # same batches, same z: bit for bit
+    assert runs["mezo"][5:] != runs["dizo"][5:]  # the projection moved the weights and drew its own batches
