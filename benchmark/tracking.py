@@ -70,6 +70,14 @@ def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[
     return run
 
 
+def run_exists(run_id: str) -> bool:
+    try:
+        client().get_run(run_id)
+    except Exception:  # MlflowException (RESOURCE_DOES_NOT_EXIST) for an id this store never had
+        return False
+    return True
+
+
 def check_run(run_id: str, experiment_id: str) -> None:
     """A run to resume: it exists in this experiment and has not finished."""
     try:

@@ -318,3 +318,65 @@ def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monke
     assert run.data.metrics["perf/forward_passes"] == 8  # every step once
     assert {r.info.run_id for r in mlflow_runs("unit") if "trial" in r.data.tags} >= {run_id}
     went_on(stopped, trials_by_study(store), "unit")
+
+
+def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a_record(store, monkeypatch):
+    from benchmark.core import records
+
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "records"))
+    grid = {"lr": ("1e-3", "1e-4"), "eps": ("1e-3",)}
+    experiment = Experiment(
+        name="unit", description="test", records=True, grids={"mezo": grid},
+        rows=(Row("M", "mezo", seeds=(0, 1, 2)), Row("M eps", "mezo", {"eps": "1e-2"}, tuned_by="M")),
+        presets={"smoke": dataclasses.replace(smoke(), grids={"mezo": grid})})
+    study(experiment, "smoke", str(store))
+    trials = trials_by_study(store)
+    source, tuned = experiment.cells("smoke")
+    best = optuna_best_point(store, f"{source.name}/final")
+    assert [t.params for t in trials[tuned.name]] == [best]  # one point, the source's best, not the grid
+    assert sorted(t.user_attrs["seed"] for t in trials[f"{source.name}/final"]) == [1, 2]  # the row's seeds
+    assert sorted(t.user_attrs["seed"] for t in trials[f"{tuned.name}/final"]) == [1]  # the preset's (0, 1)
+    saved = records.read(store.parent / "records" / "unit")
+    assert len(saved) == sum(len(ts) for ts in trials.values()) == 2 + 2 + 1 + 1
+    finals = {(r["tags"]["row"], int(r["params"]["seed"])) for r in saved if r["tags"].get("final") == "true"}
+    assert finals == {("M", 0), ("M", 1), ("M", 2), ("M eps", 0), ("M eps", 1)}
+    assert all(r["params"]["eps"] == "0.01" for r in saved if r["tags"]["row"] == "M eps")
+
+
+def optuna_best_point(journal, name: str) -> dict:
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=open_storage(str(journal))).user_attrs["best_point"]
+
+
+def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypatch):
+    """A committed journal on a new machine: the cells' parent runs are made again in the new store."""
+    import benchmark.runner as runner
+
+    real, calls = runner.train, {"n": 0}
+
+    def train(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the session ends during the second trial
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train)
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "records"))
+    experiment = dataclasses.replace(unit_experiment({"lr": ("1e-3", "1e-4"), "eps": ("1e-3",)}), records=True)
+    with pytest.raises(KeyboardInterrupt):
+        study(experiment, "smoke", str(store))
+    monkeypatch.setattr(runner, "train", real)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/fresh.db")
+    study(experiment, "smoke", str(store))
+    assert_every_point_complete_once(experiment, "smoke", store)
+    runs = {r.info.run_id: r for r in mlflow_runs("unit")}
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs.values() if "trial" in r.data.tags}
+    assert parents and parents <= set(runs)  # every child's parent is a run of the new store
+    from benchmark.core import records
+
+    saved = records.read(store.parent / "records" / "unit")
+    best = optuna_best_point(store, f"{experiment.cells('smoke')[0].name}/final")
+    assert len(saved) == 3 and {r["run_id"] in runs for r in saved} == {True, False}  # one from the first store
+    assert [r["params"]["lr"] for r in saved if r["tags"].get("final") == "true" and "/final" not in r["tags"]["study"]] \
+        == [str(float(best["lr"]))]  # the best trial's record is marked final, whichever store holds its run

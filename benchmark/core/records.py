@@ -96,6 +96,17 @@ def save(run_id: str, folder: Path | None = None, **tags: str) -> Path:
     return write(record, root() if folder is None else folder)
 
 
+def mark(tags: dict, **new: str) -> Path | None:
+    """Set `new` tags on the committed record of the trial `tags` name (study, trial, preset, task, row),
+    if there is one: what a study does to a run whose MLflow store is on another machine."""
+    path = path_for(root(), {"tags": tags})
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    record["tags"].update(new)
+    return write(record, root())
+
+
 def read(folder: str | Path) -> list[dict]:
     """Every record under `folder` (e.g. `root() / "claims"`), each checked; a file that is not a record
     fails in one line naming it."""

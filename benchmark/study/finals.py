@@ -56,10 +56,14 @@ def enqueue_finals(storage: Any, cell: Cell) -> bool:
             return False  # another process is enqueueing right now
     final.set_user_attr("claimed", time.time())
     name, best = max(done, key=lambda pair: pair[1].value)
-    if "mlflow_run_id" in best.user_attrs:
-        tracking.set_tags(best.user_attrs["mlflow_run_id"], {"final": "true"})
+    run_id = best.user_attrs.get("mlflow_run_id")
+    if run_id and tracking.run_exists(run_id):
+        tracking.set_tags(run_id, {"final": "true"})
         if cell.records:
-            records.save(best.user_attrs["mlflow_run_id"])
+            records.save(run_id)
+    elif cell.records:  # the run is in the MLflow store of another machine: its committed record is here
+        records.mark({"study": name, "trial": str(best.number), "preset": cell.preset, "task": cell.task,
+                      "row": cell.row.label}, final="true")
     final.set_user_attr("best_trial", f"{name}#{best.number}")
     final.set_user_attr("best_point", best.user_attrs["point"])
     for seed in cell.seeds:

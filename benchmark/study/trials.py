@@ -65,8 +65,9 @@ def enqueue_tuned(storage: Any, cell: Cell) -> bool:
 
 
 def ensure_parent_run(study: Any, cell: Cell, experiment_id: str) -> str:
-    """The cell's MLflow parent run (its grid and final trials are children), created once."""
-    if PARENT not in study.user_attrs:
+    """The cell's MLflow parent run (its grid and final trials are children), created once, and again
+    when the study's storage was carried to another MLflow store (a committed journal on a fresh machine)."""
+    if PARENT not in study.user_attrs or not tracking.run_exists(study.user_attrs[PARENT]):
         tags = {"method": cell.row.method, "task": cell.task, "model": cell.model, "preset": cell.preset,
                 "study": study.study_name, "row": cell.row.label}
         study.set_user_attr(PARENT, tracking.create_run(experiment_id, study.study_name, tags))
