@@ -92,8 +92,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
-    problems = doctor(EXPERIMENTS.get(args.experiment), open_storage(args.storage or default_storage_url(
-        args.experiment)))
+    definition = EXPERIMENTS.get(args.experiment)
+    problems = doctor(definition, open_storage(args.storage or default_storage_url(definition)))
     for line in problems:
         print(line)
     if problems:
@@ -176,8 +176,8 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", default="paper", help="paper|offline|smoke")
     st.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU if any); 0: only "
                                                              "validate and enqueue, for `benchmark worker` elsewhere")
-    st.add_argument("--storage", default=None, help="Optuna storage: journal file path or postgresql://... "
-                                                      "(default runs/optuna/EXPERIMENT.journal)")
+    st.add_argument("--storage", default=None, help="Optuna storage: journal file path or postgresql://... (default "
+                    "runs/optuna/EXPERIMENT.journal; an experiment that commits its records: beside them)")
     st.add_argument("--search", default="grid", help="grid: the preset's grid, each point once | tpe: free "
                                                        "search in the grid's ranges, median pruning")
     st.add_argument("--trials", type=int, default=20, help="free-search trials per cell (--search tpe)")

@@ -37,7 +37,7 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
     cells = experiment.cells(preset)
     validate(cells)
     experiment_id = tracking.connect(experiment.name)
-    storage_url = storage_url or default_storage_url(experiment.name)
+    storage_url = storage_url or default_storage_url(experiment)
     storage = open_storage(storage_url)
     for cell in cells:
         grid = enqueue_grid(storage, cell) if search == "grid" else load(storage, cell.name, create=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmark.core import records
 from benchmark.core.errors import BenchmarkError, first_line
 from benchmark.experiments.base import Cell, Experiment
 
@@ -13,8 +14,12 @@ TPE = "tpe"  # a cell's free-search study: `<cell>/tpe`
 FINAL = "final"  # a cell's best configuration over the preset's seeds: `<cell>/final`
 
 
-def default_storage_url(experiment: str) -> str:
-    return str(JOURNAL_DIR / f"{experiment}.journal")
+def default_storage_url(experiment: Experiment) -> str:
+    """runs/optuna/<name>.journal; an experiment that commits its records keeps its journal beside them
+    (`reports/results/<name>/study.journal`), so a fresh clone resumes the study where it was committed."""
+    if experiment.records:
+        return str(records.root() / experiment.name / "study.journal")
+    return str(JOURNAL_DIR / f"{experiment.name}.journal")
 
 
 def open_storage(url: str) -> Any:
@@ -80,7 +85,7 @@ def joined_cells(experiment: Experiment, storage: Any) -> list[Cell]:
 def preset_studies(experiment: Experiment, preset: str, storage_url: str | None) -> tuple[list, str]:
     """The preset's grid and free-search studies (the finals repeat one point) and a line saying
     where they were read from: what a report's slice plots draw."""
-    url = storage_url or default_storage_url(experiment.name)
+    url = storage_url or default_storage_url(experiment)
     if "://" not in url and not Path(url).is_file():
         return [], f"no Optuna storage at {url}"
     storage = open_storage(url)
