@@ -191,3 +191,18 @@ def test_mezo_and_dizo_with_one_seed_take_the_same_steps_until_the_first_project
         runs[method] = Loop(loaded, seed=3).run(trainer, 8)
     assert runs["mezo"][:5] == runs["dizo"][:5]  # same batches, same z: bit for bit
     assert runs["mezo"][5:] != runs["dizo"][5:]  # the projection moved the weights and drew its own batches
+
+
+def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from(tmp_path, monkeypatch):
+    import benchmark.pilot as pilot
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(tmp_path / "records"))
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setattr(pilot, "MODEL", "tiny-random-llama")
+    monkeypatch.setattr(pilot, "PILOT_STEPS", 100)  # evaluations at 50 and 100
+    monkeypatch.setattr(pilot, "SETS", {**pilot.SETS, "num_dev": "16", "num_test": "16"})
+    pilot.main()
+    (rec,) = records.read(tmp_path / "records" / "claims")
+    assert rec["tags"]["row"] == claims.PILOT and rec["params"]["steps"] == "100" and rec["params"]["lr"] == "3e-05"
+    assert [s for s, _ in rec["curves"][names.DEV_SCORE]] == [0, 50, 100]

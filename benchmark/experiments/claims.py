@@ -8,7 +8,7 @@ seeds: 5 for MeZO and DiZO (paired: the same seed gives both the same data order
 DiZO's first projection), 3 for the rest. `benchmark report claims` turns the records into verdicts.
 
 Where the numbers come from (README "Claims" and the report say it again, with the measurements):
-- steps: where the pilot MeZO dev curve (`python -m benchmark.experiments.claims`: the demo's point, 1200
+- steps: where the pilot MeZO dev curve (`python -m benchmark.pilot`: the demo's point, 1200
   steps, its record committed with the study's) flattens; see the report.
 - grids (the budget: the whole study, pilot included, in at most 10 hours on a 2-core CPU): MeZO's lr at the
   demo's 3e-5 and twice it (the pilot at 3e-5 gains until step 650: half the rate would not flatten within
@@ -54,21 +54,3 @@ register_experiment(Experiment(
              "smoke": smoke()},
 ))
 
-
-def pilot() -> None:
-    """The MeZO run the step count is read from, on the offline preset's data, recorded as row `MeZO pilot`
-    (MLflow experiment `claims-pilot`: not a trial of the study)."""
-    from benchmark.core import records
-    from benchmark.runner import build_run, run
-
-    preset = "offline"
-    cfg, hp = build_run("mezo", "rt-polarity", {**SETS, "eval_every": "50", **PILOT}, model="smollm2-135m",
-                        steps=PILOT_STEPS, seed=0, experiment="claims-pilot")
-    tags = {"preset": preset, "study": f"claims/{preset}/smollm2-135m/rt-polarity/{PILOT_ROW}", "trial": "0",
-            "row": PILOT_ROW}
-    result = run(cfg, hp, extra_tags=tags)
-    print(f"pilot record: {records.save(result.run_id)}")
-
-
-if __name__ == "__main__":
-    pilot()

@@ -17,6 +17,7 @@ from benchmark.study.finals import budget_left, enqueue_finals, tally
 from benchmark.study.optuna_private import pop_waiting_trial
 from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
 from benchmark.study.trials import PARENT, enqueue_tuned, grid_point, run_trial, suggested_point
+from methods.registry import METHODS
 
 
 def next_trial(study: Any, free: bool) -> Any | None:
@@ -37,10 +38,15 @@ class Progress:
         self.steps_run += steps_just_run
         tallies = [(cell, *tally(self.storage, cell)) for cell in self.cells]
         done, planned = sum(d for _, d, _ in tallies), sum(p for _, _, p in tallies)
-        steps_left = sum(max(p - d, 0) * max(cell.steps, 1) for cell, d, p in tallies)
+        steps_left = sum(max(p - d, 0) * trained_steps(cell) for cell, d, p in tallies)
         elapsed = time.time() - self.began
         left = f"~{_hours(elapsed / self.steps_run * steps_left)} left" if self.steps_run else "time left unknown"
         return f"[{done}/{planned} trials; {_hours(elapsed)} elapsed here, {left}]"
+
+
+def trained_steps(cell: Cell) -> int:
+    """The training steps a trial of the cell runs: the measure of work the estimate scales (0: zero-shot)."""
+    return cell.steps if METHODS.get(cell.row.method).trains else 0
 
 
 def _hours(seconds: float) -> str:
@@ -86,7 +92,7 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
                 records.save(outcome.run_id)
             log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
                 f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
-                f"{progress.line(cell.steps)}")
+                f"{progress.line(trained_steps(cell))}")
 
 
 def spawn_workers(experiment: str, storage_url: str, n: int) -> list[subprocess.Popen]:
