@@ -44,7 +44,8 @@ demo: install
 	$(BENCH) report demo
 
 # make reproduce-table4 [PRESET=paper|offline|smoke] [WORKERS=N]: the table's Optuna studies (resumable),
-# then its report. Tables: table3 table4 table5 table6 table8 table9 table12 table13 ablation-c2 demo.
+# then its report. Tables: table3 table4 table5 table6 table8 table9 table12 table13 ablation-c2 demo;
+# claims (offline: the paper's claims over seeds, records committed under reports/results/claims/).
 reproduce-%: install
 	$(BENCH) study $* --preset $(PRESET) --workers $(WORKERS)
 	$(BENCH) report $* --preset $(PRESET)
