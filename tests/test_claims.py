@@ -98,11 +98,18 @@ def synthetic() -> list[dict]:
     return out
 
 
+PERF = [{"mezo": {"steps_per_s": 0.60, "peak_memory_gb": 1.10}, "dizo": {"steps_per_s": s, "peak_memory_gb": m},
+         "ft": {"steps_per_s": 0.70, "peak_memory_gb": 4.6}} for s, m in ((0.56, 1.12), (0.555, 1.13), (0.565, 1.12))]
+
+
 @pytest.fixture
 def committed(tmp_path):
+    """Synthetic records and three `benchmark perf --json` repeats (C5 reads those)."""
     folder = tmp_path / "results"
     for rec in synthetic():
         records.write(rec, folder)
+    for i, rep in enumerate(PERF, 1):
+        (folder / "claims" / "offline" / f"perf-{i}.json").write_text(json.dumps(rep))
     return folder
 
 
@@ -161,10 +168,11 @@ def test_a_record_reads_back_as_written_one_line_per_value(tmp_path):
 @pytest.mark.parametrize("text,message", [("{not json", "not a run record"), ('{"format": "other"}', "format"),
                                           (json.dumps({"format": records.FORMAT}), "lacks run_id")])
 def test_a_bad_record_is_named_in_one_line(tmp_path, text, message):
-    (tmp_path / "x.json").write_text(text)
+    (tmp_path / "final-007.json").write_text(text)
+    (tmp_path / "perf-1.json").write_text("{}")  # other JSON beside the records is not read as one
     with pytest.raises(BenchmarkError, match=message) as exc:
         records.read(tmp_path)
-    assert "x.json" in str(exc.value) and "\n" not in str(exc.value)
+    assert "final-007.json" in str(exc.value) and "\n" not in str(exc.value)
 
 
 # ---- the experiment ------------------------------------------------------------------------------
@@ -206,3 +214,8 @@ def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from
     (rec,) = records.read(tmp_path / "records" / "claims")
     assert rec["tags"]["row"] == claims.PILOT and rec["params"]["steps"] == "100" and rec["params"]["lr"] == "3e-05"
     assert [s for s, _ in rec["curves"][names.DEV_SCORE]] == [0, 50, 100]
+
+
+def test_c5_without_perf_measurements_is_inconclusive_and_says_how_to_measure():
+    finding = claims.c5(claims.Runs())
+    assert finding.verdict == stats.INCONCLUSIVE and "benchmark perf" in finding.ours[-1]

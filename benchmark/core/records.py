@@ -24,6 +24,7 @@ ROOT = "reports/results"  # from the repository root: committed with the code
 TAGS = ("experiment", "preset", "study", "trial", "row", "method", "task", "model", "final", "dtype", "device",
         "git_commit", "packages", "resumed")
 CURVES = re.compile(r"^(eval/|train/loss$|dizo/|hizoo/|drift/)")  # step metrics kept whole; others: last value
+NAME = re.compile(r"^(search|final)-\d+\.json$")  # a record's file name (other JSON beside them is not read)
 DIGITS = 7  # significant digits kept of each curve value (float32 resolution; a record stays small)
 
 
@@ -111,7 +112,7 @@ def read(folder: str | Path) -> list[dict]:
     """Every record under `folder` (e.g. `root() / "claims"`), each checked; a file that is not a record
     fails in one line naming it."""
     out = []
-    for path in sorted(Path(folder).rglob("*.json")):
+    for path in sorted(p for p in Path(folder).rglob("*.json") if NAME.match(p.name)):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
