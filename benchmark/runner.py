@@ -295,7 +295,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
         check_identity(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with
         snapshot.progress.resume_s += loading
-    tags = {"method": cfg.method, "task": cfg.task, "model": cfg.model, "device": device_name(device),
+    tags = {"method": cfg.method, "task": task.name, "model": cfg.model, "device": device_name(device),
             "git_commit": tracking.git_commit(), "packages": packages, "dtype": precision.name,
             "template": template, "metric": task.metric, **(extra_tags or {})}
     if snapshot is not None:
@@ -303,7 +303,8 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
         buffer = tracking.resume_run(run_id, tags, snapshot.progress.step)
     else:
         prior = 0.0
-        params = {**settings, "n_train": len(splits.train), "n_dev": len(splits.dev), "n_test": len(splits.test)}
+        params = {**settings, "n_train": len(splits.train), "n_dev": len(splits.dev), "n_test": len(splits.test),
+                  **({"task_sha256": task.file_sha256} if task.file else {})}
         run_id = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params,
                                     parent_run_id).info.run_id
         buffer = tracking.MetricBuffer(run_id)

@@ -61,6 +61,8 @@ class Task:
     templates: dict[str, Template]  # the first template of each kind is that kind's default
     metric: Literal["accuracy", "f1"] = "accuracy"  # f1: generation, greedy decoding + SQuAD token F1
     sizes: Sizes = field(default_factory=Sizes)
+    file: str | None = None  # a task from a YAML file (tasks/task_file.py): its path and content hash
+    file_sha256: str | None = None
 
     @property
     def generation(self) -> bool:

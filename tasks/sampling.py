@@ -28,6 +28,9 @@ def sample_splits(task: Task, render: Render, seed: int, num_train: int | None =
     """Fixed counts (None: the task's declared sizes), or `k` per class when k is given."""
     num_test = task.sizes.test if num_test is None else num_test
     pools = task.load_pools()
+    if task.file and num_test > len(pools.heldout):  # a built-in task may declare a smaller pool; a file may not
+        raise BenchmarkError(f"task {task.name}: num_test={num_test} but the test split of {task.file} has "
+                             f"{len(pools.heldout)} rows; lower it with --set num_test=...")
     if k is not None:
         return _k_shot(task, pools, render, seed, k, num_test)
     num_train = task.sizes.train if num_train is None else num_train
