@@ -44,6 +44,19 @@ def is_task_file(name: str) -> bool:
     return name.endswith(SUFFIXES)
 
 
+def name_of(task: str) -> str:
+    """What runs of `task` are tagged with: a file's `task:` name (read without loading its data), else `task`."""
+    if not is_task_file(task):
+        return task
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(task).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return task
+    return str(raw.get("task", task)) if isinstance(raw, dict) else task
+
+
 def sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
