@@ -177,3 +177,10 @@ def test_an_empty_file_is_named_as_empty(tmp_path):
     (tmp_path / "test.jsonl").write_text("")
     with pytest.raises(BenchmarkError, match="data_files.test: .*test.jsonl is empty"):
         TASKS.get(path)
+
+
+def test_show_task_renders_the_worked_example_file():
+    proc = bench("show-task", "tasks/examples/reviews.yaml", "--n", "1", "--kind", "masked")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("product-reviews: ") and "sizes: train 300, dev 100, test 200" in proc.stdout
+    assert "Overall, the" in proc.stdout and "<mask>." in proc.stdout and "' terrible'" in proc.stdout
