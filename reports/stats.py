@@ -21,6 +21,7 @@ class Interval:
     lo: float
     hi: float
     n: int
+    sd: float = math.nan  # the seeds' sample standard deviation
 
     def show(self, scale: float = 1.0, digits: int = 1) -> str:
         """'81.2 [79.9, 82.5] (n=5)', values times `scale`; a single value has no interval."""
@@ -45,7 +46,7 @@ def interval(values: list[float], level: float = LEVEL) -> Interval:
         return Interval(mean, math.nan, math.nan, 1)
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
     half = t_quantile(len(xs) - 1, level) * sd / math.sqrt(len(xs))
-    return Interval(mean, mean - half, mean + half, len(xs))
+    return Interval(mean, mean - half, mean + half, len(xs), sd)
 
 
 def paired(a: dict[int, float], b: dict[int, float], how: str = "difference") -> tuple[Interval, dict[int, float]]:

@@ -24,6 +24,7 @@ def test_interval_matches_a_hand_computed_t_interval():
     iv = stats.interval([0.80, 0.82, 0.78, 0.81, 0.79])
     assert iv.n == 5 and iv.mean == pytest.approx(0.80)
     assert iv.lo == pytest.approx(0.780368, abs=1e-6) and iv.hi == pytest.approx(0.819632, abs=1e-6)
+    assert iv.sd == pytest.approx(0.0158114, abs=1e-7)
     assert stats.t_quantile(4) == pytest.approx(2.776445, abs=1e-6)
 
 
