@@ -155,7 +155,7 @@ def c1(runs: Runs) -> Finding:
     hours, _ = paired({s: c["dizo_h"] for s, c in per_seed.items()}, {s: c["mezo_h"] for s, c in per_seed.items()},
                       "ratio")
     ours = [f"steps to MeZO's target, DiZO - MeZO: {steps.show(1, 0)}",
-            f"DiZO's steps as a share of MeZO's: {_pct(ratio)}%; train hours: {_pct(hours)}%"]
+            f"DiZO's steps as % of MeZO's: {_pct(ratio)}; train hours: {_pct(hours)}"]
     parts = [verdict(steps, 0.0, above=False)]
     for at in (300, 500):
         diff, _ = paired({s: dev_at(r, at) for s, r in dizo.items() if dev_at(r, at) is not None},
@@ -185,8 +185,8 @@ def c2(runs: Runs) -> Finding:
 def c3(runs: Runs) -> Finding:
     spread = {row: {s: v for s, r in runs.seeds(row).items() if (v := layer_spread(r)) is not None}
               for row in (FT, MEZO, DIZO)}
-    ours = [f"spread of ||theta - theta0|| across layers (CV, {'/'.join(ROLES)} projections, last step): "
-            + "; ".join(f"{row} {interval(list(v.values())).show(100, 1)}%" for row, v in spread.items())]
+    ours = [f"spread across layers of the distance to theta0 (CV, {'/'.join(ROLES)} projections, last step): "
+            + "; ".join(f"{row} {interval(list(v.values())).show(100, 1)}" for row, v in spread.items())]
     parts = []
     for row in (FT, DIZO):
         diff, _ = paired(spread[row], spread[MEZO])

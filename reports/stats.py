@@ -25,8 +25,10 @@ class Interval:
 
     def show(self, scale: float = 1.0, digits: int = 1) -> str:
         """'81.2 [79.9, 82.5] (n=5)', values times `scale`; a single value has no interval."""
+        if self.n == 0:
+            return "no runs yet"
         if self.n < 2:
-            return f"{self.mean * scale:.{digits}f} (n={self.n}, no interval)"
+            return f"{self.mean * scale:.{digits}f} (n=1, no interval)"
         return f"{self.mean * scale:.{digits}f} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}] (n={self.n})"
 
 
