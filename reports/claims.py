@@ -17,12 +17,12 @@ from pathlib import Path
 
 from benchmark.core import names, records
 from benchmark.core.errors import BenchmarkError
+from reports import convergence
 from reports.stats import Interval, all_of, interval, paired, verdict
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
 MEZO, DIZO, FT, ZERO_SHOT, HIZOO = names.BASELINE_ROW, names.DIZO_ROW, "FT", "Zero-shot", "HiZOO"
 NO_REINIT, NO_CLIP, PILOT = "DiZO no re-init", "DiZO no clipping", "MeZO pilot"
-TARGET_FRACTION = 0.99  # C1: a run reaches MeZO's best dev at the first evaluation >= 99% of it (reports.convergence)
 FLAT = 0.01  # the pilot flattens where the moving mean of 3 evaluations never again gains more than this
 MEMORY_AS_MEZO = 1.25  # C5: "DiZO's memory is MeZO's": peak ratio below the paper's largest (RTE 9.5/7.8 = 1.22)
 MEMORY_FAR_BELOW_FT = 0.5  # C5: "far below FT's": at most half of FT's peak (the paper: 0.15-0.17)
@@ -81,24 +81,30 @@ def after_start(rec: dict) -> tuple[list[int], list[float]]:
     return [s for s in steps if s > 0], [d for s, d in zip(steps, dev) if s > 0]
 
 
-def steps_to(rec: dict, target: float) -> int | None:
-    return next((s for s, d in zip(*after_start(rec)) if d >= target), None)
-
-
 def censored(rec: dict) -> int:
     """Where a run that never reached the target is counted: one evaluation past its last."""
     return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"])
 
 
-def convergence(mezo: dict, dizo: dict) -> dict:
-    """C1 for one seed: MeZO's target (99% of its best dev after step 0) and the steps each run needs."""
-    target = TARGET_FRACTION * max(after_start(mezo)[1])
-    m, d = steps_to(mezo, target), steps_to(dizo, target)
-    rate = {k: r["summary"].get(names.STEPS_PER_S) for k, r in (("mezo", mezo), ("dizo", dizo))}
-    m_steps, d_steps = m or censored(mezo), d or censored(dizo)
-    return {"target": target, "mezo": m_steps, "dizo": d_steps, "dizo_reached": d is not None,
-            "mezo_h": m_steps / rate["mezo"] / 3600 if rate["mezo"] else math.nan,
-            "dizo_h": d_steps / rate["dizo"] / 3600 if rate["dizo"] else math.nan}
+def dev_curve(rec: dict) -> convergence.Curve:
+    """The record's dev curve as the paper tables' convergence columns read one (rate NaN where not measured)."""
+    steps, dev = records.curve(rec)
+    summary = rec["summary"]
+    return convergence.Curve(steps, dev, summary.get(names.STEPS_PER_S) or math.nan,
+                             summary.get(names.FORWARD_PASSES, 0) / max(int(rec["params"]["steps"]), 1))
+
+
+def to_target(mezo: dict, dizo: dict) -> dict:
+    """C1 for one seed: MeZO's target (`reports.convergence.target`: 99% of its best dev after step 0) and
+    the steps each run needs to reach it (a run that never does: `censored`), and the hours at its rate."""
+    curves = {"mezo": dev_curve(mezo), "dizo": dev_curve(dizo)}
+    goal = convergence.target(curves["mezo"])
+    steps = {k: c.steps_to(goal) for k, c in curves.items()}
+    out = {"target": goal, "dizo_reached": steps["dizo"] is not None}
+    for key, rec in (("mezo", mezo), ("dizo", dizo)):
+        out[key] = steps[key] or censored(rec)
+        out[f"{key}_h"] = out[key] / curves[key].steps_per_s / 3600
+    return out
 
 
 def dev_at(rec: dict, step: int) -> float | None:
@@ -149,7 +155,7 @@ def _pct(iv: Interval) -> str:
 
 def c1(runs: Runs) -> Finding:
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
-    per_seed = {s: convergence(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
+    per_seed = {s: to_target(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
     steps, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()})
     ratio, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()}, "ratio")
     hours, _ = paired({s: c["dizo_h"] for s, c in per_seed.items()}, {s: c["mezo_h"] for s, c in per_seed.items()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core import names, records
-from reports.claims import DIZO, FT, HIZOO, MEZO, NO_CLIP, NO_REINIT, ROLES, ZERO_SHOT, Runs, convergence
+from reports.claims import DIZO, FT, HIZOO, MEZO, NO_CLIP, NO_REINIT, ROLES, ZERO_SHOT, Runs, to_target
 from reports.figures import _DRIFT, _pyplot, _save
 from reports.stats import interval
 
@@ -36,7 +36,7 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
 def steps_to_target(runs: Runs, folder: Path) -> list[Path]:
     """Per seed, the steps MeZO and DiZO need to reach 99% of that seed's MeZO best dev, joined by a line."""
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
-    per_seed = {s: convergence(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
+    per_seed = {s: to_target(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
     if not per_seed:
         return []
     fig, ax = _pyplot().subplots(figsize=(5, 4))

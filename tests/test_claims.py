@@ -138,7 +138,7 @@ def test_the_report_renders_from_committed_records_without_an_mlflow_store(commi
 def test_c1_counts_a_target_never_reached_one_evaluation_past_the_end():
     mezo = record("MeZO", 0, 0.8, curve(500, 0.80), 0.6, 1.4)
     never = record("DiZO", 0, 0.7, curve(300, 0.70), 0.6, 1.4)
-    c = claims.convergence(mezo, never)
+    c = claims.to_target(mezo, never)
     assert c["target"] == pytest.approx(0.792) and c["mezo"] == 500
     assert c["dizo"] == 650 and not c["dizo_reached"]
 
