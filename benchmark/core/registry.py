@@ -19,9 +19,10 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str) -> None:
+    def __init__(self, kind: str, package: str, also: str = "") -> None:
         self.kind = kind
         self.package = package  # the package (or module) whose modules register every entry
+        self.also = also  # what else a name may be, said after the list of valid names
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -45,7 +46,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         self._load()
         if name not in self._entries:
-            raise BenchmarkError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
+            raise BenchmarkError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}"
+                                 + (f", {self.also}" if self.also else ""))
         return self._entries[name]
 
     def names(self) -> list[str]:

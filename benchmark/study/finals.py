@@ -9,7 +9,7 @@ from benchmark import tracking
 from benchmark.core import records
 from benchmark.experiments.base import Cell
 from benchmark.study.liveness import STALE_S
-from benchmark.study.storage import TPE, existing_study, final_name, load, search_name
+from benchmark.study.storage import TPE, existing_study, final_name, load, search_name, study_names
 
 
 def budget_left(study: Any) -> bool:
@@ -97,14 +97,12 @@ RERUN = ("stale", "interrupted")  # failures whose point is enqueued again: not 
 def tally(storage: Any, cell: Cell) -> tuple[int, int]:
     """(trials finished, trials planned) of a cell: its search (grid points, one for a tuned_by cell, a
     free search's budget) and its other final seeds."""
-    study = existing_study(storage, cell.name)
+    grid, search, final = (existing_study(storage, name) for name in study_names(cell))
     planned = 1 if cell.source else len(cell.points())
-    if (search := existing_study(storage, search_name(cell))) is not None:
+    if search is not None:
         planned = search.user_attrs.get("trials", planned)
     planned += len(cell.seeds) - 1
-    trials = [t for name in (cell.name, search_name(cell), final_name(cell))
-              if (s := study if name == cell.name else existing_study(storage, name)) is not None
-              for t in s.get_trials(deepcopy=False)]
+    trials = [t for study in (grid, search, final) if study is not None for t in study.get_trials(deepcopy=False)]
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") or
                    (t.state.name == "FAIL" and t.user_attrs.get("reason") not in RERUN) for t in trials)
     return min(finished, planned), planned
