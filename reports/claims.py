@@ -242,7 +242,7 @@ CLAIMS = (c1, c2, c3, c4, c5)
 # ---- the page -----------------------------------------------------------------------------------------
 
 def _point(rec: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={rec['params'].get(k)}" for k in keys)
+    return ", ".join(f"{k}={rec['params'][k]}" for k in keys if k in rec["params"]) or "-"
 
 
 GRID_KEYS = ("lr", "eps", "projection_interval", "clip_range", "hessian_smooth", "batch_size")
@@ -261,12 +261,14 @@ def search_table(runs: Runs) -> str:
 
 
 def rows_table(runs: Runs) -> str:
-    lines = ["| row | seeds | dev best | test | steps/s | peak GB | wall min (mean) |", "|---|---|---|---|---|---|---|"]
+    """Accuracy and time per row. No memory column: the study's trials share a worker process, whose RSS
+    peak carries what earlier trials left (C5 reads `benchmark perf` instead)."""
+    lines = ["| row | seeds | dev best | test | train steps/s | wall min (mean) |", "|---|---|---|---|---|---|"]
     for row, by_seed in runs.finals.items():
-        cols = [interval(list(runs.metric(row, key).values())) for key in
-                (names.DEV_BEST, names.TEST_SCORE, names.STEPS_PER_S, names.PEAK_MEMORY, names.WALL_S)]
-        lines.append(f"| {row} | {','.join(map(str, sorted(by_seed)))} | {_pct(cols[0])} | {_pct(cols[1])} | "
-                     f"{cols[2].show(1, 3)} | {cols[3].show(1, 2)} | {cols[4].mean / 60:.1f} |")
+        dev, test, rate, wall = (interval(list(runs.metric(row, key).values())) for key in
+                                 (names.DEV_BEST, names.TEST_SCORE, names.STEPS_PER_S, names.WALL_S))
+        lines.append(f"| {row} | {','.join(map(str, sorted(by_seed)))} | {_pct(dev)} | {_pct(test)} | "
+                     f"{rate.show(1, 3) if rate.n else '-'} | {wall.mean / 60:.1f} |")
     return "\n".join(lines)
 
 

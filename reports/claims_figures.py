@@ -28,6 +28,8 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
     zero = runs.metric(ZERO_SHOT, names.DEV_BEST)
     if zero:
         ax.axhline(sum(zero.values()) / len(zero), color="gray", linestyle=":", label="zero-shot")
+    lo, hi = ax.get_ylim()  # a t band over 2-3 seeds can reach past what an accuracy can be
+    ax.set_ylim(max(lo, 0.0), min(hi, 1.0))
     ax.set(xlabel="step", ylabel="dev accuracy", title="dev accuracy, mean over seeds (band: 95% interval)")
     ax.legend(fontsize=7)
     return _save(fig, folder, "claims_dev_curves")
