@@ -259,11 +259,13 @@ def check_settings(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> Non
 
 
 def check_identity(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
-    """The run resumes on what it ran on: resolved dtype, device type and base weights (method and model are
-    settings: `check_settings`)."""
-    for key, what in (("dtype", "dtype"), ("device", "device"), ("base_sha256", "base weights (SHA-256)")):
-        if had[key] != now[key]:
-            raise BenchmarkError(f"--resume {run_id}: the checkpoint's {what} is {had[key]}, this run's {now[key]}")
+    """The run resumes on what it ran on: resolved dtype, device type, base weights and a task file's content
+    (method, model and the task's path are settings: `check_settings`)."""
+    for key, what in (("dtype", "dtype"), ("device", "device"), ("base_sha256", "base weights (SHA-256)"),
+                      ("task_sha256", "task file (SHA-256)")):
+        if key in had and had[key] != now[key]:  # checkpoints written before task files have no task_sha256
+            raise BenchmarkError(f"--resume {run_id}: the checkpoint's {what} is {had[key] or '-'}, "
+                                 f"this run's {now[key] or '-'}")
 
 
 def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
@@ -290,7 +292,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     packages = tracking.package_versions()
     base = seedlog.weights_sha256(loaded.model) if METHODS.get(cfg.method).trains else ""
     head = seedlog.header(cfg.method, cfg.model, base, precision.name, device.type, packages, tracking.git_commit(),
-                          settings)
+                          settings, task.file_sha256 or "")
     if snapshot is not None:
         check_identity(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with
@@ -304,7 +306,7 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
     else:
         prior = 0.0
         params = {**settings, "n_train": len(splits.train), "n_dev": len(splits.dev), "n_test": len(splits.test),
-                  **({"task_sha256": task.file_sha256} if task.file else {})}
+                  **({"task_sha256": task.file_sha256} if task.file_sha256 else {})}
         run_id = tracking.start_run(experiment_id, f"{cfg.method}-{cfg.task}-s{cfg.seed}", tags, params,
                                     parent_run_id).info.run_id
         buffer = tracking.MetricBuffer(run_id)

@@ -68,9 +68,11 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def header(method: str, model: str, base_sha256: str, dtype: str, device: str, packages: str, git_commit: str,
-           config: dict[str, Any]) -> dict[str, Any]:
+           config: dict[str, Any], task_sha256: str = "") -> dict[str, Any]:
+    """`task_sha256`: a task file's content hash (`tasks.task_file.sha256`), "" for a registered task."""
     return {"format": FORMAT, "version": VERSION, "method": method, "model": model, "base_sha256": base_sha256,
-            "dtype": dtype, "device": device, "packages": packages, "git_commit": git_commit, "config": config}
+            "dtype": dtype, "device": device, "packages": packages, "git_commit": git_commit, "config": config,
+            "task_sha256": task_sha256}
 
 
 def weights_sha256(model: Any) -> str:

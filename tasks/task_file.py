@@ -44,21 +44,33 @@ def is_task_file(name: str) -> bool:
     return name.endswith(SUFFIXES)
 
 
-def name_of(task: str) -> str:
-    """What runs of `task` are tagged with: a file's `task:` name (read without loading its data), else `task`."""
-    if not is_task_file(task):
-        return task
+def _raw(file: Path) -> dict:
+    """The file's keys without checking them (what naming and hashing need); {} where it is not a mapping."""
     import yaml
 
     try:
-        raw = yaml.safe_load(Path(task).read_text(encoding="utf-8"))
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return task
-    return str(raw.get("task", task)) if isinstance(raw, dict) else task
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def name_of(task: str) -> str:
+    """What runs of `task` are tagged with: a file's `task:` name (read without loading its data), else `task`."""
+    return str(_raw(Path(task)).get("task", task)) if is_task_file(task) else task
 
 
 def sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The file's content and its local data files' (split by split): a run's `task_sha256`, what `--resume`
+    and replay compare, and what a changed task is re-read on. A hub dataset is named, not hashed."""
+    file = Path(path)
+    digest = hashlib.sha256(file.read_bytes())
+    files = _raw(file).get("data_files")
+    for split, name in sorted((str(k), str(v)) for k, v in files.items()) if isinstance(files, dict) else ():
+        if (file.parent / name).is_file():
+            digest.update(f"|{split}:{name}|".encode())
+            digest.update((file.parent / name).read_bytes())
+    return digest.hexdigest()
 
 
 def load(path: str) -> Task:

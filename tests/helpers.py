@@ -3,11 +3,14 @@
 - the CLI, as a user runs it (`bench`);
 - the toy tasks, registered under `toy` and `toy-qa` so configs are built for the task they train on;
 - the tiny models and a loop that drives a method the way the runner does;
-- the registered methods, read from the registry (no list written by hand).
+- the registered methods, read from the registry (no list written by hand);
+- task files (YAML over JSONL, CSV or Parquet rows) written into a test's folder.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -134,3 +137,37 @@ class Loop:
         self.loaded.model.eval()
         with torch.no_grad():
             return classification_loss(self.loaded.model, self.encoder.collate(self.examples)).item()
+
+
+ROWS = [{"text": f"item {i} is {'fine' if i % 2 else 'broken'}", "label": i % 2, "mood": ["sad", "glad"][i % 2],
+         "options": ["no", "yes"], "answer": f"{i % 5}"} for i in range(40)]
+
+
+def write_rows(path, rows, fmt):
+    if fmt == "json":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif fmt == "csv":
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "options"])
+            writer.writeheader()
+            writer.writerows([{k: v for k, v in r.items() if k != "options"} for r in rows])
+    else:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_parquet(path)
+
+
+def task_file(folder, fmt="json", rows=ROWS, test_rows=None, name="toy-file", **fields) -> str:
+    """A task file in `folder` over `rows` (train) and `test_rows` (test; default the same), in `fmt`."""
+    ext = {"json": "jsonl", "csv": "csv", "parquet": "parquet"}[fmt]
+    write_rows(folder / f"train.{ext}", rows, fmt)
+    write_rows(folder / f"test.{ext}", test_rows if test_rows is not None else rows, fmt)
+    spec = {"task": name, "dataset_path": fmt, "data_files": {"train": f"train.{ext}", "test": f"test.{ext}"},
+            "doc_to_text": {"causal": "Text: {text}\nVerdict:", "masked": "Text: {text} Verdict: {mask}."},
+            "doc_to_choice": ["bad", "good"], "doc_to_target": "label", "sizes": {"train": 20, "dev": 10, "test": 10},
+            **fields}
+    path = folder / "task.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump({k: v for k, v in spec.items() if v is not None}))
+    return str(path)

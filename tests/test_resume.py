@@ -16,7 +16,7 @@ from benchmark import checkpoint, seedlog
 from benchmark.core.errors import BenchmarkError
 from benchmark.runner import build_method, build_run, replay_log, sample, train
 from methods.registry import METHODS
-from tests.helpers import BENCH, CPU, SETTINGS, TRAINED, bench, params_of, tiny
+from tests.helpers import BENCH, CPU, ROWS, SETTINGS, TRAINED, bench, params_of, task_file, tiny, write_rows
 
 # settings under which every mechanism is exercised within 20 steps: dev moves off its step-0 value (the best
 # checkpoint is a mid-run one for mezo, hizoo, dizo, dizo-fo: measured), HiZOO's Hessian moves, DiZO projects
@@ -166,9 +166,9 @@ def cli_run(method: str, out, *extra: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def kill_after_checkpoint(method: str, root, at_least: int) -> tuple[str, int]:
+def kill_after_checkpoint(method: str, root, at_least: int, task: str = "rt-polarity") -> tuple[str, int]:
     """Start the run, kill -9 it once its checkpoint is at step `at_least` or later; (run id, that step)."""
-    proc = subprocess.Popen([*BENCH, "run", method, "rt-polarity", *RUN, *CLI_SETTINGS[method]],
+    proc = subprocess.Popen([*BENCH, "run", method, task, *RUN, *CLI_SETTINGS[method]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
         deadline, step = time.time() + 300, 0
@@ -284,3 +284,22 @@ def test_mismatched_resumes_and_replays_fail_in_one_line(store):
     log.header["base_sha256"] = "f" * 64
     log.write(store / "other_base.jsonl")
     assert "are not the run's (ffffffffffff)" in one_error_line(bench("replay", str(store / "other_base.jsonl")))
+
+
+def test_a_task_file_edited_since_the_run_is_refused_by_resume_and_replay(store):
+    """A task file's hash (its YAML and its data) is in the checkpoint and the seed log: resuming or replaying
+    on an edited data file would train or test on other examples, and is refused in one line."""
+    rows = [{**ROWS[i % len(ROWS)], "text": f"item {i}"} for i in range(80)]
+    path = task_file(store, rows=rows)
+    finished = bench("run", "mezo", path, *RUN[:2], "--steps", "4", "--quiet", "--dtype", "fp32", "--set",
+                     "num_train=32", "num_dev=16", "num_test=16", "batch_size=4", "eval_every=2")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_id, _ = kill_after_checkpoint("mezo", store, at_least=20, task=path)
+    write_rows(store / "train.jsonl", [{**rows[0], "text": "edited"}] + rows[1:], "json")
+    resumed = bench("run", "mezo", path, *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)
+    assert f"--resume {run_id}: the checkpoint's task file (SHA-256) is " in one_error_line(resumed)
+    from mlflow import MlflowClient
+
+    done, = (r for r in MlflowClient().search_runs([MlflowClient().get_experiment_by_name("adhoc").experiment_id])
+             if r.info.status == "FINISHED")
+    assert f"task file {path} has changed since the run" in one_error_line(bench("replay", done.info.run_id))

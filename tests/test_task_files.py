@@ -2,8 +2,6 @@
 causal and masked templates; a run's MLflow tag is the file's task name and its content hash a param; a
 study takes a task file like a registered task; every bad file fails through the real CLI in one line,
 exit 2, nothing created."""
-import csv
-import json
 import os
 
 import pytest
@@ -11,40 +9,7 @@ import pytest
 from benchmark.core.errors import BenchmarkError
 from tasks.registry import TASKS
 from tasks.sampling import sample_splits
-from tests.helpers import bench
-
-ROWS = [{"text": f"item {i} is {'fine' if i % 2 else 'broken'}", "label": i % 2, "mood": ["sad", "glad"][i % 2],
-         "options": ["no", "yes"], "answer": f"{i % 5}"} for i in range(40)]
-
-
-def write_rows(path, rows, fmt):
-    if fmt == "json":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    elif fmt == "csv":
-        with open(path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "options"])
-            writer.writeheader()
-            writer.writerows([{k: v for k, v in r.items() if k != "options"} for r in rows])
-    else:
-        import pandas as pd
-
-        pd.DataFrame(rows).to_parquet(path)
-
-
-def task_file(folder, fmt="json", rows=ROWS, test_rows=None, name="toy-file", **fields) -> str:
-    """A task file in `folder` over `rows` (train) and `test_rows` (test; default the same), in `fmt`."""
-    ext = {"json": "jsonl", "csv": "csv", "parquet": "parquet"}[fmt]
-    write_rows(folder / f"train.{ext}", rows, fmt)
-    write_rows(folder / f"test.{ext}", test_rows if test_rows is not None else rows, fmt)
-    spec = {"task": name, "dataset_path": fmt, "data_files": {"train": f"train.{ext}", "test": f"test.{ext}"},
-            "doc_to_text": {"causal": "Text: {text}\nVerdict:", "masked": "Text: {text} Verdict: {mask}."},
-            "doc_to_choice": ["bad", "good"], "doc_to_target": "label", "sizes": {"train": 20, "dev": 10, "test": 10},
-            **fields}
-    path = folder / "task.yaml"
-    import yaml
-
-    path.write_text(yaml.safe_dump({k: v for k, v in spec.items() if v is not None}))
-    return str(path)
+from tests.helpers import ROWS, bench, task_file, write_rows
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
@@ -75,11 +40,17 @@ def test_a_generation_task_file_scores_f1_on_the_answer_column(tmp_path):
     assert task.metric == "f1" and task.generation and example.candidates == (" 2",) and example.answers == ("2",)
 
 
-def test_a_changed_file_is_read_again(tmp_path):
+def test_a_changed_file_or_changed_data_is_read_again(tmp_path):
+    """The hash covers the YAML and its data files: an edited row changes it, and the new row is what is read."""
     path = task_file(tmp_path)
     first = TASKS.get(path)
     task_file(tmp_path, name="renamed")
-    assert TASKS.get(path).name == "renamed" and TASKS.get(path).file_sha256 != first.file_sha256
+    renamed = TASKS.get(path)
+    assert renamed.name == "renamed" and renamed.file_sha256 != first.file_sha256
+    write_rows(tmp_path / "train.jsonl", [{**ROWS[0], "text": "edited"}] + ROWS[1:], "json")
+    edited = TASKS.get(path)
+    assert edited.file_sha256 not in (first.file_sha256, renamed.file_sha256)
+    assert {"edited", "item 0 is broken"} & {row["text"] for row in edited.load_pools().train} == {"edited"}
 
 
 def test_a_run_and_a_study_take_a_task_file_like_a_registered_task(tmp_path, monkeypatch):
