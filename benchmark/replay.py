@@ -81,7 +81,7 @@ def replay(source: str, out: Path | None = None) -> Replayed:
     except TypeError as exc:
         raise BenchmarkError(f"{origin}: the header's config does not fit this harness ({exc})") from None
     task, _, splits = sample(cfg)
-    if head.get("task_sha256", task.file_sha256 or "") != (task.file_sha256 or ""):  # logs from before: no key
+    if "task_sha256" in head and head["task_sha256"] != (task.file_sha256 or ""):  # logs written before: no key
         raise BenchmarkError(f"{origin}: task file {cfg.task} has changed since the run (SHA-256 "
                              f"{(task.file_sha256 or '-')[:12]}, the run's {head['task_sha256'][:12]}): its test "
                              "would not be the run's")
