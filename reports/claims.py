@@ -94,17 +94,29 @@ def dev_curve(rec: dict) -> convergence.Curve:
                              summary.get(names.FORWARD_PASSES, 0) / max(int(rec["params"]["steps"]), 1))
 
 
-def to_target(mezo: dict, dizo: dict) -> dict:
+def to_target(mezo: dict, dizo: dict, rates: dict[str, float] | None = None) -> dict:
     """C1 for one seed: MeZO's target (`reports.convergence.target`: 99% of its best dev after step 0) and
-    the steps each run needs to reach it (a run that never does: `censored`), and the hours at its rate."""
+    the steps each run needs to reach it (a run that never does: `censored`), and the hours those steps take
+    at `rates` (method -> steps/s; default: each run's own, which a busy machine slows)."""
     curves = {"mezo": dev_curve(mezo), "dizo": dev_curve(dizo)}
     goal = convergence.target(curves["mezo"])
     steps = {k: c.steps_to(goal) for k, c in curves.items()}
     out = {"target": goal, "dizo_reached": steps["dizo"] is not None}
     for key, rec in (("mezo", mezo), ("dizo", dizo)):
         out[key] = steps[key] or censored(rec)
-        out[f"{key}_h"] = out[key] / curves[key].steps_per_s / 3600
+        out[f"{key}_h"] = out[key] / (rates or {}).get(key, curves[key].steps_per_s) / 3600
     return out
+
+
+def perf_rates(runs: Runs) -> dict[str, float]:
+    """Mean steps/s per method over the committed `benchmark perf` repeats (DiZO's with its projection
+    amortised): each method alone on a quiet machine, so a ratio of hours compares the methods, not the
+    load beside whichever trial ran when."""
+    found: dict[str, list[float]] = {}
+    for rep in runs.perf:
+        for method, row in rep.items():
+            found.setdefault(method, []).append(row["steps_per_s"])
+    return {method: sum(v) / len(v) for method, v in found.items()}
 
 
 def dev_at(rec: dict, step: int) -> float | None:
@@ -155,13 +167,16 @@ def _pct(iv: Interval) -> str:
 
 def c1(runs: Runs) -> Finding:
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
-    per_seed = {s: to_target(mezo[s], dizo[s]) for s in sorted(set(mezo) & set(dizo))}
+    rates = perf_rates(runs)
+    per_seed = {s: to_target(mezo[s], dizo[s], rates) for s in sorted(set(mezo) & set(dizo))}
     steps, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()})
     ratio, _ = paired({s: c["dizo"] for s, c in per_seed.items()}, {s: c["mezo"] for s, c in per_seed.items()}, "ratio")
     hours, _ = paired({s: c["dizo_h"] for s, c in per_seed.items()}, {s: c["mezo_h"] for s, c in per_seed.items()},
                       "ratio")
     ours = [f"steps to MeZO's target, DiZO - MeZO: {steps.show(1, 0)}",
-            f"DiZO's steps as % of MeZO's: {_pct(ratio)}; train hours: {_pct(hours)}"]
+            f"DiZO's steps as % of MeZO's: {_pct(ratio)}; train hours: {_pct(hours)} ("
+            + ("at `benchmark perf`'s steps/s, DiZO's projection amortised)" if {"mezo", "dizo"} <= rates.keys()
+               else "at each run's own steps/s: no `benchmark perf` repeats committed)")]
     parts = [verdict(steps, 0.0, above=False)]
     for at in (300, 500):
         diff, _ = paired({s: dev_at(r, at) for s, r in dizo.items() if dev_at(r, at) is not None},

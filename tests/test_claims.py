@@ -143,6 +143,21 @@ def test_c1_counts_a_target_never_reached_one_evaluation_past_the_end():
     assert c["dizo"] == 650 and not c["dizo_reached"]
 
 
+def test_c1_hours_are_steps_at_the_quiet_machines_rates_when_perf_repeats_are_committed(committed):
+    """A run's own steps/s is whatever ran beside it; `benchmark perf`'s is each method alone."""
+    mezo, dizo = record("MeZO", 0, 0.8, curve(500, 0.80), 0.1, 1.4), record("DiZO", 0, 0.8, curve(300, 0.80), 0.6, 1.4)
+    own = claims.to_target(mezo, dizo)
+    assert own["mezo_h"] == pytest.approx(500 / 0.1 / 3600) and own["dizo_h"] == pytest.approx(300 / 0.6 / 3600)
+    runs, _ = claims.load(committed / "claims", "offline")
+    rates = claims.perf_rates(runs)
+    assert rates["dizo"] == pytest.approx((0.56 + 0.555 + 0.565) / 3) and rates["mezo"] == pytest.approx(0.60)
+    quiet = claims.to_target(mezo, dizo, rates)
+    assert quiet["mezo_h"] == pytest.approx(500 / 0.60 / 3600) and quiet["dizo_h"] == pytest.approx(300 / 0.56 / 3600)
+    assert "at `benchmark perf`'s steps/s" in claims.c1(runs).ours[1]
+    runs.perf = []
+    assert "at each run's own steps/s" in claims.c1(runs).ours[1]
+
+
 def test_the_pilot_flattens_where_the_moving_mean_stops_gaining_a_point():
     rec = record("MeZO pilot", 0, 0.8, curve(400, 0.80), 0.6, 1.4)
     # dev 0.7375, 0.76875, 0.8, 0.8, 0.8 at steps 300-500; moving means of 3: 0.76875 (400), 0.789583 (450),
