@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,6 @@ MEMORY_AS_MEZO = 1.25  # C5: "DiZO's memory is MeZO's": peak ratio below the pap
 MEMORY_FAR_BELOW_FT = 0.5  # C5: "far below FT's": at most half of FT's peak (the paper: 0.15-0.17)
 THROUGHPUT = 0.9  # C5: "at least 0.9x MeZO's"
 ROLES = ("q", "v")  # C3: the projections DiZO rescales; their per-layer spread is the statistic
-_DRIFT = re.compile("^" + names.DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")
 
 
 @dataclass
@@ -124,20 +122,51 @@ def dev_at(rec: dict, step: int) -> float | None:
     return dict(zip(steps, dev)).get(step)
 
 
+def last_drift(rec: dict, role: str) -> list[tuple[int, float]]:
+    """(layer, ||theta - theta0||) of one projection role at the run's last logged step, by layer."""
+    return sorted((int(m.group(2)), float(points[-1][1])) for key, points in rec["curves"].items()
+                  if (m := names.DRIFT_KEY.match(key)) and m.group(1) == role and points)
+
+
 def layer_spread(rec: dict, roles: tuple[str, ...] = ROLES) -> float | None:
     """Coefficient of variation across layers of ||theta - theta0|| at the run's last logged step, per
     projection role, averaged over `roles` (same-shaped matrices: a ZO step moves them all alike)."""
-    by_role: dict[str, list[float]] = {}
-    for key, points in rec["curves"].items():
-        match = _DRIFT.match(key)
-        if match and match.group(1) in roles and points:
-            by_role.setdefault(match.group(1), []).append(float(points[-1][1]))
     cvs = []
-    for values in by_role.values():
-        mean = sum(values) / len(values)
+    for role in roles:
+        values = [v for _, v in last_drift(rec, role)]
+        mean = sum(values) / len(values) if values else 0.0
         if len(values) > 1 and mean > 0:
             cvs.append(math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) / mean)
     return sum(cvs) / len(cvs) if cvs else None
+
+
+def profile(rec: dict, roles: tuple[str, ...] = ROLES) -> list[float]:
+    """The per-layer distance to theta0, each role divided by its mean over layers, roles one after the
+    other: the shape of the drift, whatever its size (FT moves the weights far more than a ZO run)."""
+    out = []
+    for role in roles:
+        values = [v for _, v in last_drift(rec, role)]
+        mean = sum(values) / len(values) if values else 0.0
+        out += [v / mean for v in values] if mean > 0 else []
+    return out
+
+
+def correlation(a: list[float], b: list[float]) -> float | None:
+    """Pearson's r; None where either side is constant or the lengths differ (different models)."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    sa, sb = math.sqrt(sum((x - ma) ** 2 for x in a)), math.sqrt(sum((y - mb) ** 2 for y in b))
+    return None if sa == 0 or sb == 0 else sum((x - ma) * (y - mb) for x, y in zip(a, b)) / (sa * sb)
+
+
+def like_ft(runs: Runs, row: str) -> dict[int, float]:
+    """Per seed of `row`, Pearson's r between its drift profile and FT's (the mean of FT's seeds' profiles)."""
+    fts = [p for r in runs.seeds(FT).values() if (p := profile(r))]
+    if not fts or len({len(p) for p in fts}) != 1:
+        return {}
+    ft = [sum(col) / len(fts) for col in zip(*fts)]
+    return {s: r for s, rec in runs.seeds(row).items() if (r := correlation(profile(rec), ft)) is not None}
 
 
 def flattening(rec: dict) -> int | None:
@@ -213,8 +242,14 @@ def c3(runs: Runs) -> Finding:
         diff, _ = paired(spread[row], spread[MEZO])
         parts.append(verdict(diff))
         ours.append(f"{row} - MeZO (CV points): {diff.show(100, 1)} ({parts[-1]})")
+    shape = {row: like_ft(runs, row) for row in (MEZO, DIZO)}
+    parts.append(verdict(interval(list(shape[DIZO].values()))))
+    ours.append("Pearson r of the per-layer profile (each role / its mean) with FT's mean profile: "
+                + "; ".join(f"{row} {interval(list(v.values())).show(1, 2)}" for row, v in shape.items())
+                + f" (DiZO's above 0: {parts[-1]})")
     return Finding("C3: FO's distance from the pre-trained weights differs by layer, ZO's does not; DiZO's becomes "
-                   "layer-dependent (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours, all_of(parts))
+                   "layer-dependent, like FO's (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours,
+                   all_of(parts))
 
 
 def c4(runs: Runs) -> Finding:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core import names, records
-from reports.claims import DIZO, FT, HIZOO, MEZO, NO_CLIP, NO_REINIT, ROLES, ZERO_SHOT, Runs, to_target
-from reports.figures import _DRIFT, _pyplot, _save
+from reports.claims import DIZO, FT, HIZOO, MEZO, NO_CLIP, NO_REINIT, ROLES, ZERO_SHOT, Runs, last_drift, to_target
+from reports.figures import _pyplot, _save
 from reports.stats import interval
 
 CURVE_ROWS = (MEZO, DIZO, HIZOO, NO_REINIT, NO_CLIP, FT)
@@ -63,8 +63,7 @@ def drift(runs: Runs, folder: Path) -> list[Path]:
     for ax, row in zip(axes[0], rows):
         seed, rec = min(runs.seeds(row).items())
         for role in ROLES:
-            points = sorted((int(m.group(2)), pts[-1][1]) for key, pts in rec["curves"].items()
-                            if (m := _DRIFT.match(key)) and m.group(1) == role and pts)
+            points = last_drift(rec, role)
             if points:
                 ax.plot([n for n, _ in points], [v for _, v in points], marker=".", label=role.upper())
         ax.set(title=f"{row}, seed {seed}", xlabel="layer", ylabel="||theta - theta0||")

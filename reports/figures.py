@@ -115,7 +115,6 @@ def figure4_convergence(runs: pd.DataFrame, folder: Path) -> list[Path]:
     return _save(fig, folder, "figure4_convergence")
 
 
-_DRIFT = re.compile("^" + names.DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")
 
 
 def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", BASELINE_ROW)) -> list[Path]:
@@ -127,7 +126,7 @@ def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT
     fig, axes = _pyplot().subplots(1, 2, figsize=(11, 3.2), squeeze=False)
     for ax, label in zip(axes[0], rows):
         match = runs[runs["row"] == label]
-        keys = {k.removeprefix("metrics."): _DRIFT.match(k.removeprefix("metrics.")) for k in match.columns}
+        keys = {k.removeprefix("metrics."): names.DRIFT_KEY.match(k.removeprefix("metrics.")) for k in match.columns}
         keys = {k: m for k, m in keys.items() if m}
         if match.empty or not keys:
             ax.set_title(f"{label}: no drift logged (set log_drift=true)")

@@ -171,6 +171,20 @@ def test_layer_spread_is_zero_for_equal_layers_and_grows_with_their_differences(
     assert claims.layer_spread({"curves": drift(SLOPED)}) == pytest.approx(0.48804, abs=1e-5)  # sd 0.56125 / mean 1.15
 
 
+
+def test_c3_asks_whether_dizos_layer_profile_has_fts_shape_not_only_whether_it_varies(committed):
+    """Jagged drift is layer-dependent without resembling FO's: r of the shape against FT's separates them."""
+    runs, _ = claims.load(committed / "claims", "offline")
+    assert claims.profile({"curves": drift([1.0, 2.0, 3.0])}) == pytest.approx([0.5, 1.0, 1.5] * 2)
+    assert claims.like_ft(runs, claims.DIZO) == pytest.approx({s: 1.0 for s in range(5)})  # FT's slope, any size
+    assert claims.like_ft(runs, claims.MEZO) == {}  # flat: no shape to correlate
+    for rec in runs.seeds(claims.DIZO).values():  # the same spread, the other way round
+        rec["curves"] = {**rec["curves"], **drift(SLOPED[::-1])}
+    assert claims.like_ft(runs, claims.DIZO) == pytest.approx({s: -1.0 for s in range(5)})
+    finding = claims.c3(runs)
+    assert "DiZO's above 0: not reproduced" in finding.ours[-1] and finding.verdict == stats.NOT_REPRODUCED
+
+
 # ---- records -----------------------------------------------------------------------------------
 
 def test_a_record_reads_back_as_written_one_line_per_value(tmp_path):

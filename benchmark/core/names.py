@@ -2,6 +2,8 @@
 contract (step and summary metrics), the method diagnostics the reports draw, and the baseline row."""
 from __future__ import annotations
 
+import re
+
 # step metrics
 TRAIN_LOSS = "train/loss"
 DEV_SCORE = "eval/dev_score"  # accuracy or F1 on dev, logged at step 0 (zero-shot) and every evaluation
@@ -31,6 +33,7 @@ DIZO_TS_MEAN = "dizo/ts_mean"  # mean ||theta - theta0|| over the projected laye
 DIZO_LOSS_BEFORE, DIZO_LOSS_AFTER = "dizo/loss_before", "dizo/loss_after"  # the round's last batch
 HIZOO_SCALE_MIN, HIZOO_SCALE_MEDIAN, HIZOO_SCALE_MAX = "hizoo/scale_min", "hizoo/scale_median", "hizoo/scale_max"
 DRIFT = "drift/{role}/{layer}"  # ||theta_t - theta_0|| of one projection (log_drift)
+DRIFT_KEY = re.compile("^" + DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")  # groups: role, layer
 
 # the row every convergence figure and percentage is relative to (the paper's), and the one set against it
 BASELINE_ROW = "MeZO"
