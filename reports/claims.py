@@ -1,5 +1,6 @@
-"""`benchmark report claims`: the DiZO paper's claims C1-C5, each with the paper's number, ours over seeds
-(mean and 95% interval; MeZO against DiZO seed by seed) and a verdict computed from the interval.
+"""`benchmark report claims`: the DiZO paper's claims C1-C5 (C3 in two parts: uneven drift, and drift
+shaped like FO's), each with the paper's number, ours over seeds (mean and 95% interval; MeZO against DiZO
+seed by seed) and a verdict computed from the interval.
 
 Reads run records only (`benchmark.core.records`: what the `claims` study commits under
 `reports/results/claims/`), so the report renders on a fresh machine without an MLflow store.
@@ -242,14 +243,20 @@ def c3(runs: Runs) -> Finding:
         diff, _ = paired(spread[row], spread[MEZO])
         parts.append(verdict(diff))
         ours.append(f"{row} - MeZO (CV points): {diff.show(100, 1)} ({parts[-1]})")
-    shape = {row: like_ft(runs, row) for row in (MEZO, DIZO)}
-    parts.append(verdict(interval(list(shape[DIZO].values()))))
-    ours.append("Pearson r of the per-layer profile (each role / its mean) with FT's mean profile: "
-                + "; ".join(f"{row} {interval(list(v.values())).show(1, 2)}" for row, v in shape.items())
-                + f" (DiZO's above 0: {parts[-1]})")
     return Finding("C3: FO's distance from the pre-trained weights differs by layer, ZO's does not; DiZO's becomes "
-                   "layer-dependent, like FO's (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours,
-                   all_of(parts))
+                   "layer-dependent (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours, all_of(parts))
+
+
+def c3b(runs: Runs) -> Finding:
+    """C3 holds for any uneven drift, a jagged one included; the paper says more: DiZO's updates "closely
+    resemble" FO's. Its test: the per-layer profile's correlation with FT's, above 0 over DiZO's seeds."""
+    shape = {row: like_ft(runs, row) for row in (MEZO, DIZO)}
+    found = verdict(interval(list(shape[DIZO].values())))
+    ours = ["Pearson r of the per-layer profile (each role / its mean) with FT's mean profile: "
+            + "; ".join(f"{row} {interval(list(v.values())).show(1, 2)}" for row, v in shape.items()),
+            f"claim: DiZO's r above 0 ({found})"]
+    return Finding("C3b: DiZO's per-layer drift has FO's shape (\"layer-wise adaptive updates that closely resemble "
+                   "FO\", Section 1)", "qualitative", ours, found)
 
 
 def c4(runs: Runs) -> Finding:
@@ -286,7 +293,7 @@ def c5(runs: Runs) -> Finding:
                    "SST-2, OPT-2.7B: 7.5 vs 6.8 GB (FT 45.4); 3.05 vs 3.28 it/s (0.93x)", ours, all_of(parts))
 
 
-CLAIMS = (c1, c2, c3, c4, c5)
+CLAIMS = (c1, c2, c3, c3b, c4, c5)
 
 
 # ---- the page -----------------------------------------------------------------------------------------
