@@ -182,7 +182,9 @@ def test_c3_asks_whether_dizos_layer_profile_has_fts_shape_not_only_whether_it_v
         rec["curves"] = {**rec["curves"], **drift(SLOPED[::-1])}
     assert claims.like_ft(runs, claims.DIZO) == pytest.approx({s: -1.0 for s in range(5)})
     finding = claims.c3b(runs)
-    assert finding.ours[-1] == "claim: DiZO's r above 0 (not reproduced)" and finding.verdict == stats.NOT_REPRODUCED
+    assert finding.ours[-1] == "claim: DiZO's r with FT's above 0 (not reproduced)"
+    assert finding.verdict == stats.NOT_REPRODUCED
+    assert claims.like_itself(runs, claims.DIZO) == pytest.approx({s: 1.0 for s in range(5)})  # one shape, every seed
     assert claims.c3(runs).verdict == stats.REPRODUCED  # uneven all the same: C3 proper holds
 
 
