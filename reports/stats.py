@@ -73,3 +73,12 @@ def all_of(verdicts: list[str]) -> str:
     if verdicts and all(v == REPRODUCED for v in verdicts):
         return REPRODUCED
     return NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
+
+
+def correlation(a: list[float], b: list[float]) -> float | None:
+    """Pearson's r; None where either side is constant or the lengths differ (different models)."""
+    if len(a) != len(b) or len(a) < 3:
+        return None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    sa, sb = math.sqrt(sum((x - ma) ** 2 for x in a)), math.sqrt(sum((y - mb) ** 2 for y in b))
+    return None if sa == 0 or sb == 0 else sum((x - ma) * (y - mb) for x, y in zip(a, b)) / (sa * sb)

@@ -28,6 +28,13 @@ def test_interval_matches_a_hand_computed_t_interval():
     assert stats.t_quantile(4) == pytest.approx(2.776445, abs=1e-6)
 
 
+def test_correlation_matches_a_hand_computed_pearson_r():
+    # a - 2 = -1, 0, 1; b - 13/3 = -7/3, -1/3, 8/3; r = 5 / (sqrt(2) * sqrt(38/3)) = 0.993399
+    assert stats.correlation([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(0.993399, abs=1e-6)
+    assert stats.correlation([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]) is None  # no variation: no r
+    assert stats.correlation([1.0, 2.0, 3.0], [1.0, 2.0]) is None  # different layer counts
+
+
 def test_paired_differences_use_the_seeds_both_sides_have():
     iv, each = stats.paired({0: 0.9, 1: 0.8, 2: 0.7, 7: 0.1}, {0: 0.8, 1: 0.75, 2: 0.6, 3: 0.5})
     assert each == pytest.approx({0: 0.1, 1: 0.05, 2: 0.1})
