@@ -129,27 +129,26 @@ def last_drift(rec: dict, role: str) -> list[tuple[int, float]]:
                   if (m := names.DRIFT_KEY.match(key)) and m.group(1) == role and points)
 
 
+def role_profile(rec: dict, role: str) -> list[float]:
+    """One role's per-layer distance to theta0 divided by its mean over layers (empty when nothing moved)."""
+    values = [v for _, v in last_drift(rec, role)]
+    mean = sum(values) / len(values) if values else 0.0
+    return [v / mean for v in values] if mean > 0 else []
+
+
 def layer_spread(rec: dict, roles: tuple[str, ...] = ROLES) -> float | None:
     """Coefficient of variation across layers of ||theta - theta0|| at the run's last logged step, per
-    projection role, averaged over `roles` (same-shaped matrices: a ZO step moves them all alike)."""
-    cvs = []
-    for role in roles:
-        values = [v for _, v in last_drift(rec, role)]
-        mean = sum(values) / len(values) if values else 0.0
-        if len(values) > 1 and mean > 0:
-            cvs.append(math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) / mean)
+    projection role (the sample sd of its `role_profile`), averaged over `roles` (same-shaped matrices: a ZO
+    step moves them all alike)."""
+    cvs = [math.sqrt(sum((v - 1.0) ** 2 for v in ratios) / (len(ratios) - 1))
+           for role in roles if len(ratios := role_profile(rec, role)) > 1]
     return sum(cvs) / len(cvs) if cvs else None
 
 
 def profile(rec: dict, roles: tuple[str, ...] = ROLES) -> list[float]:
-    """The per-layer distance to theta0, each role divided by its mean over layers, roles one after the
-    other: the shape of the drift, whatever its size (FT moves the weights far more than a ZO run)."""
-    out = []
-    for role in roles:
-        values = [v for _, v in last_drift(rec, role)]
-        mean = sum(values) / len(values) if values else 0.0
-        out += [v / mean for v in values] if mean > 0 else []
-    return out
+    """Each role's `role_profile`, one after the other: the shape of the drift, whatever its size (FT moves
+    the weights far more than a ZO run)."""
+    return [v for role in roles for v in role_profile(rec, role)]
 
 
 def mean_profile(recs: list[dict]) -> list[float]:

@@ -115,8 +115,6 @@ def figure4_convergence(runs: pd.DataFrame, folder: Path) -> list[Path]:
     return _save(fig, folder, "figure4_convergence")
 
 
-
-
 def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT", BASELINE_ROW)) -> list[Path]:
     """Distance to the pre-trained weights per layer, a line per attention projection, at the last
     logged step (solid) and halfway (dashed); the first task's runs."""

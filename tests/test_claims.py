@@ -178,7 +178,6 @@ def test_layer_spread_is_zero_for_equal_layers_and_grows_with_their_differences(
     assert claims.layer_spread({"curves": drift(SLOPED)}) == pytest.approx(0.48804, abs=1e-5)  # sd 0.56125 / mean 1.15
 
 
-
 def test_c3_asks_whether_dizos_layer_profile_has_fts_shape_not_only_whether_it_varies(committed):
     """Jagged drift is layer-dependent without resembling FO's: r of the shape against FT's separates them."""
     runs, _ = claims.load(committed / "claims", "offline")
