@@ -320,7 +320,7 @@ def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monke
     went_on(stopped, trials_by_study(store), "unit")
 
 
-def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a_record(store, monkeypatch):
+def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a_record(store, monkeypatch, capsys):
     from benchmark.core import records
 
     monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "records"))
@@ -341,6 +341,8 @@ def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a
     finals = {(r["tags"]["row"], int(r["params"]["seed"])) for r in saved if r["tags"].get("final") == "true"}
     assert finals == {("M", 0), ("M", 1), ("M", 2), ("M eps", 0), ("M eps", 1)}
     assert all(r["params"]["eps"] == "0.01" for r in saved if r["tags"]["row"] == "M eps")
+    logged = [line for line in capsys.readouterr().out.splitlines() if line.startswith(tuned.name)]
+    assert len(logged) == 2 and all("'eps': '1e-2'" in line for line in logged)  # what ran, not the borrowed point
 
 
 def optuna_best_point(journal, name: str) -> dict:

@@ -90,7 +90,8 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
             counts[outcome.state] += 1
             if cell.records and outcome.run_id and outcome.state != "FAIL":
                 records.save(outcome.run_id)
-            log(f"{name} trial {trial.number} {point} seed {seed}: {outcome.state}"
+            ran = {**point, **cell.row.sets}  # the row's own settings win over a borrowed (tuned_by) point
+            log(f"{name} trial {trial.number} {ran} seed {seed}: {outcome.state}"
                 f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
                 f"{progress.line(trained_steps(cell))}")
 
