@@ -39,8 +39,9 @@ def _pyplot():
 def _save(fig, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    for path in paths:
-        fig.savefig(path, bbox_inches="tight", dpi=150)
+    for path in paths:  # no creation date in the PDF: a re-render of the same records is the same bytes
+        metadata = {"CreationDate": None} if path.suffix == ".pdf" else None
+        fig.savefig(path, bbox_inches="tight", dpi=150, metadata=metadata)
     _pyplot().close(fig)
     return paths
 

@@ -137,8 +137,12 @@ def test_the_report_renders_from_committed_records_without_an_mlflow_store(commi
     assert verdicts(page) == {"C1": "reproduced", "C2": "not reproduced", "C3": "reproduced", "C3b": "reproduced",
                               "C4": "inconclusive", "C5": "reproduced"}
     assert "| 0 | 0.792 | 500 | 300 | 0.60 |" in page  # seed 0: MeZO's target 0.99 x 0.80, reached at 500 and 300
-    for figure in ("claims_dev_curves", "claims_steps_to_target", "claims_drift"):
-        assert (out / f"{figure}.png").stat().st_size > 1000
+    figures = ("claims_dev_curves", "claims_steps_to_target", "claims_drift")
+    assert all((out / f"{figure}.png").stat().st_size > 1000 for figure in figures)
+    first = {path.name: path.read_bytes() for path in out.iterdir()}
+    again = bench("report", "claims", "--out", str(out), env={"BENCHMARK_RECORDS": str(committed),
+                                                             "MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    assert again.returncode == 0 and {path.name: path.read_bytes() for path in out.iterdir()} == first  # no churn
     assert not store.parent.exists()  # no store was created to read from
 
 
