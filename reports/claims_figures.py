@@ -42,9 +42,14 @@ def steps_to_target(runs: Runs, folder: Path) -> list[Path]:
     if not per_seed:
         return []
     fig, ax = _pyplot().subplots(figsize=(5, 4))
+    at: dict[int, list[str]] = {}  # one label per DiZO step count: seeds that end together share it
     for s, c in per_seed.items():
-        ax.plot([0, 1], [c["mezo"], c["dizo"]], "o-", color="tab:gray", alpha=0.6)
-        ax.annotate(f"seed {s}", (1.03, c["dizo"]), fontsize=7)
+        ax.plot([0, 1], [c["mezo"], c["dizo"]], "o-", color="tab:gray", alpha=0.6, markevery=[0])
+        ax.plot([1], [c["dizo"]], "o", color="tab:gray", alpha=0.6,  # hollow: never reached, counted one past
+                markerfacecolor="tab:gray" if c["dizo_reached"] else "white")
+        at.setdefault(c["dizo"], []).append(str(s) if c["dizo_reached"] else f"{s} (not reached)")
+    for steps, seeds in at.items():
+        ax.annotate(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}", (1.03, steps), fontsize=7)
     for x, key in ((0, "mezo"), (1, "dizo")):
         mean = sum(c[key] for c in per_seed.values()) / len(per_seed)
         ax.plot([x - 0.15, x + 0.15], [mean, mean], color="tab:red", linewidth=2)
