@@ -25,7 +25,7 @@ TUNED: dict[str, dict[str, str]] = {  # the claims study's chosen points (grid o
     "hizoo": {"lr": "3e-5", "eps": "1e-3", "hessian_smooth": HESSIAN_SMOOTH},
 }
 PROJECTION = {k: TUNED["dizo"][k] for k in ("projection_interval", "clip_range")}
-ZO_LORA = {"lr": "1e-3", "eps": "1e-2"}  # by hand: LoRA was not in the study
+ZO_LORA = {"lr": "1e-3", "eps": "1e-2"}  # by hand (not in the study); a 300-step probe: README, Studies
 
 
 def _one(point: dict[str, str]) -> Grid:
