@@ -6,16 +6,15 @@ beside the study's records; `benchmark report claims` reads where its dev curve 
 """
 from benchmark.core import records
 from benchmark.experiments.claims import PILOT, PILOT_ROW, PILOT_STEPS
-from benchmark.experiments.presets import EVAL_EVERY
-from benchmark.experiments.presets import OFFLINE_SETS as SETS
+from benchmark.experiments.presets import EVAL_EVERY, OFFLINE_SETS
 from benchmark.runner import build_run, run
 
 PRESET, MODEL, TASK = "offline", "smollm2-135m", "rt-polarity"
 
 
 def main() -> None:
-    cfg, hp = build_run("mezo", TASK, {**SETS, "eval_every": str(EVAL_EVERY), **PILOT}, model=MODEL, steps=PILOT_STEPS, seed=0,
-                        experiment="claims-pilot")
+    cfg, hp = build_run("mezo", TASK, {**OFFLINE_SETS, "eval_every": str(EVAL_EVERY), **PILOT}, model=MODEL,
+                        steps=PILOT_STEPS, seed=0, experiment="claims-pilot")
     tags = {"preset": PRESET, "study": f"claims/{PRESET}/{MODEL}/{TASK}/{PILOT_ROW}", "trial": "0", "row": PILOT_ROW}
     result = run(cfg, hp, extra_tags=tags)
     print(f"pilot record: {records.save(result.run_id)}")
