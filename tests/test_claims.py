@@ -252,7 +252,7 @@ def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from
     monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setattr(pilot, "MODEL", "tiny-random-llama")
     monkeypatch.setattr(pilot, "PILOT_STEPS", 100)  # evaluations at 50 and 100
-    monkeypatch.setattr(pilot, "SETS", {**pilot.SETS, "num_dev": "16", "num_test": "16"})
+    monkeypatch.setattr(pilot, "OFFLINE_SETS", {**pilot.OFFLINE_SETS, "num_dev": "16", "num_test": "16"})
     pilot.main()
     (rec,) = records.read(tmp_path / "records" / "claims")
     assert rec["tags"]["row"] == claims.PILOT and rec["params"]["steps"] == "100" and rec["params"]["lr"] == "3e-05"
