@@ -5,15 +5,16 @@ in MLflow experiment `claims-pilot` (it is not a trial of the study), recorded a
 beside the study's records; `benchmark report claims` reads where its dev curve flattens.
 """
 from benchmark.core import records
-from benchmark.experiments.claims import PILOT, PILOT_ROW, PILOT_STEPS, SETS
+from benchmark.experiments.claims import PILOT, PILOT_ROW, PILOT_STEPS
+from benchmark.experiments.presets import EVAL_EVERY, OFFLINE_SETS
 from benchmark.runner import build_run, run
 
 PRESET, MODEL, TASK = "offline", "smollm2-135m", "rt-polarity"
 
 
 def main() -> None:
-    cfg, hp = build_run("mezo", TASK, {**SETS, "eval_every": "50", **PILOT}, model=MODEL, steps=PILOT_STEPS, seed=0,
-                        experiment="claims-pilot")
+    cfg, hp = build_run("mezo", TASK, {**OFFLINE_SETS, "eval_every": str(EVAL_EVERY), **PILOT}, model=MODEL,
+                        steps=PILOT_STEPS, seed=0, experiment="claims-pilot")
     tags = {"preset": PRESET, "study": f"claims/{PRESET}/{MODEL}/{TASK}/{PILOT_ROW}", "trial": "0", "row": PILOT_ROW}
     result = run(cfg, hp, extra_tags=tags)
     print(f"pilot record: {records.save(result.run_id)}")

@@ -252,7 +252,7 @@ def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from
     monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setattr(pilot, "MODEL", "tiny-random-llama")
     monkeypatch.setattr(pilot, "PILOT_STEPS", 100)  # evaluations at 50 and 100
-    monkeypatch.setattr(pilot, "SETS", {**pilot.SETS, "num_dev": "16", "num_test": "16"})
+    monkeypatch.setattr(pilot, "OFFLINE_SETS", {**pilot.OFFLINE_SETS, "num_dev": "16", "num_test": "16"})
     pilot.main()
     (rec,) = records.read(tmp_path / "records" / "claims")
     assert rec["tags"]["row"] == claims.PILOT and rec["params"]["steps"] == "100" and rec["params"]["lr"] == "3e-05"
@@ -262,3 +262,29 @@ def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from
 def test_c5_without_perf_measurements_is_inconclusive_and_says_how_to_measure():
     finding = claims.c5(claims.Runs())
     assert finding.verdict == stats.INCONCLUSIVE and "benchmark perf" in finding.ours[-1]
+
+
+# ---- what the study taught the offline presets --------------------------------------------------------
+
+def test_the_offline_presets_run_what_the_committed_claims_study_chose():
+    """`presets.TUNED` is each studied method's search record marked final (best dev on seed 0), ZO_STEPS is
+    where the committed pilot flattens, HiZOO's smoothing is the study's: a re-run of the study that chooses
+    otherwise fails here until the presets follow it."""
+    from benchmark.experiments import presets
+
+    def same(a: str, b: str) -> bool:  # MLflow writes params back as Python prints them: 3e-05, 0.2
+        try:
+            return float(a) == float(b)
+        except ValueError:
+            return a == b
+
+    runs, _ = claims.load(records.root() / "claims", "offline")
+    for row, method in ((claims.FT, "ft"), (claims.MEZO, "mezo"), (claims.DIZO, "dizo"), (claims.HIZOO, "hizoo")):
+        chosen = [r for r in runs.search.get(row, []) if r["tags"].get("final") == "true"]
+        assert len(chosen) == 1, f"{row}: the study's search has not chosen a point yet"
+        params = chosen[0]["params"]
+        assert all(same(params[k], v) for k, v in presets.TUNED[method].items()), (row, params)
+    assert claims.flattening(runs.pilot) == presets.ZO_STEPS
+    table4 = EXPERIMENTS.get("table4").preset("offline")
+    assert (table4.zo_steps, table4.fo_steps, table4.seeds) == (presets.ZO_STEPS, presets.FO_STEPS, presets.SEEDS)
+    assert table4.grids["hizoo"]["hessian_smooth"] == (presets.HESSIAN_SMOOTH,)

@@ -20,14 +20,10 @@ Where the numbers come from (README "Claims" and the report say it again, with t
   the scale multiplies the step). The report gives the scale at the end of every final HiZOO run.
 """
 from benchmark.experiments.base import Experiment, Preset, Row
-from benchmark.experiments.presets import OFFLINE_SETS, smoke
+from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, HESSIAN_SMOOTH, OFFLINE_SETS, SEEDS, ZO_STEPS, smoke
 from benchmark.experiments.registry import register_experiment
 
-PAIRED_SEEDS = (0, 1, 2, 3, 4)
-SEEDS = (0, 1, 2)
-HESSIAN_SMOOTH = "1e-6"
-ZO_STEPS = 650  # the pilot flattens at step 650 (reports.claims.flattening)
-FO_STEPS = 200
+PAIRED_SEEDS = (0, 1, 2, 3, 4)  # SEEDS, ZO_STEPS (the pilot's flattening), FO_STEPS, HESSIAN_SMOOTH: presets.py
 PILOT_ROW, PILOT_STEPS = "MeZO pilot", 1200
 PILOT = {"lr": "3e-5", "eps": "1e-3", "batch_size": "16"}  # the demo's MeZO point
 
@@ -44,13 +40,12 @@ GRIDS = {
              {**DIZO_CENTRE, "clip_range": "0.3"}),
     "hizoo": {"lr": ("1.5e-5", "3e-5"), "eps": ("1e-3",)},  # its scale sqrt(M) grows over the run: not above MeZO's
 }
-SETS = {**OFFLINE_SETS, "num_dev": "500", "num_test": "1000"}
 
 register_experiment(Experiment(
     name="claims", description="The DiZO paper's claims C1-C5 on rt-polarity with smollm2-135m, over seeds",
     rows=ROWS, grids=GRIDS, records=True,
     presets={"offline": Preset(models=("smollm2-135m",), tasks=("rt-polarity",), zo_steps=ZO_STEPS,
-                               fo_steps=FO_STEPS, eval_every=50, seeds=SEEDS, sets=SETS),
+                               fo_steps=FO_STEPS, eval_every=EVAL_EVERY, seeds=SEEDS, sets=OFFLINE_SETS),
              "smoke": smoke()},
 ))
 
