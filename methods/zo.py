@@ -11,8 +11,12 @@ The dual forward (`probes`, MeZO's default): both probes in one pass over the mo
 stacked twice. Every owning module runs its two halves with theta + eps*z and its mirror, z drawn
 once for the pair, so a step draws z twice (the pair and the update) where the sequential form
 (`perturbed`, `dual_forward=false`) draws it three times; every other op runs once on the stacked
-batch. Both forms build the same weights and run the same kernels on the same shapes, so they agree
-bit for bit (tests/test_zo_engine.py).
+batch. Every owning module builds the same weights and runs the same kernels on the same shapes in
+both forms; the ops in between run on the stacked batch, and a multithreaded CPU kernel may split a
+larger batch differently and round it differently in the last bit (measured: RoBERTa's bidirectional
+SDPA on a 2-core AMD EPYC, batch 8 against the stack of 16, at 2 threads; equal at 1). So the forms
+agree bit for bit on one thread (tests/test_zo_engine.py) and to rounding on more, which HiZOO's
+curvature, a second difference over eps^2, amplifies into a different trajectory.
 
 Where the time goes, and what is done about it (SmolLM2-135M, fp32, batch 16, 2 cores; README):
 - Linear and Embedding owners (nearly every weight) write each copy's output straight into one
@@ -463,7 +467,8 @@ class ZOEngine:
     def fits(self, copies: int) -> bool:
         """Whether `copies` stacked batches fit the device. Always on a CPU. On CUDA, only once one
         forward's activation peak is known (`measured`): copies times it within FIT_MARGIN of the free
-        memory; a run that does not fit stays sequential, with the same numbers (the forms agree bit for bit)."""
+        memory; a run that does not fit stays sequential, with the same numbers up to the rounding of kernels
+that depend on the batch size (the module docstring)."""
         if self.device.type != "cuda":
             return True
         if self._forward_bytes is None:

@@ -139,11 +139,13 @@ def assert_same(a, b) -> None:
 def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets, stream, monkeypatch):
     """One pass over the stacked batch gives what the probes one by one give: the same losses, projected
     gradients and weights after 5 steps (DiZO: a projection round included; HiZOO: its Hessian moving),
-    with the embedding and head whole or streamed a part at a time."""
+    with the embedding and head whole or streamed a part at a time. On one thread: torch's CPU attention
+    rounds a stacked batch differently from its halves when threads split it (RoBERTa's SDPA on a 2-core
+    AMD EPYC), which is torch's, not the engine's; the thread count is held by the test below."""
     if stream:
         streamed(monkeypatch)
-    assert_same(trajectory(arch, method, dual_forward="true", **sets),
-                trajectory(arch, method, dual_forward="false", **sets))
+    assert_same(trajectory(arch, method, threads=1, dual_forward="true", **sets),
+                trajectory(arch, method, threads=1, dual_forward="false", **sets))
 
 
 @pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"})])
