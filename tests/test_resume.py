@@ -215,7 +215,10 @@ def tensors(folder) -> dict:
     return load_file(folder / name)
 
 
-@pytest.mark.parametrize("method", ["mezo", "hizoo", "dizo", "lora"])
+# the process boundary, MLflow's run and `benchmark replay` for a ZO method with the most state (DiZO: its
+# projections) and a first-order one (LoRA); every method's resume is held bit for bit in process above
+# (MeZO and HiZOO here too cost 90 s of a 2-core machine's test time and held nothing more)
+@pytest.mark.parametrize("method", ["dizo", "lora"])
 def test_kill_9_then_resume_equals_the_uninterrupted_run(method, store):
     import mlflow
     from mlflow import MlflowClient
