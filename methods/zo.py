@@ -467,8 +467,8 @@ class ZOEngine:
     def fits(self, copies: int) -> bool:
         """Whether `copies` stacked batches fit the device. Always on a CPU. On CUDA, only once one
         forward's activation peak is known (`measured`): copies times it within FIT_MARGIN of the free
-        memory; a run that does not fit stays sequential, with the same numbers up to the rounding of kernels
-that depend on the batch size (the module docstring)."""
+        memory; a run that does not fit stays sequential, with the same numbers up to the rounding of
+        kernels that depend on the batch size (the module docstring)."""
         if self.device.type != "cuda":
             return True
         if self._forward_bytes is None:
