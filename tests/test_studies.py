@@ -4,6 +4,7 @@ NaN prunes, OOM fails one trial, config errors stop everything before the first 
 import collections
 import dataclasses
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -382,3 +383,21 @@ def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypa
     assert len(saved) == 3 and {r["run_id"] in runs for r in saved} == {True, False}  # one from the first store
     assert [r["params"]["lr"] for r in saved if r["tags"].get("final") == "true" and "/final" not in r["tags"]["study"]] \
         == [str(float(best["lr"]))]  # the best trial's record is marked final, whichever store holds its run
+
+
+def test_the_demo_study_runs_what_make_demo_runs():
+    """`benchmark study demo` is `make demo` as a study, and the Makefile and demo.py each write its settings:
+    every `benchmark run` of `make -n demo`, read by the CLI's own parser, builds the config and
+    hyperparameters that its row's one grid point builds in the study."""
+    from benchmark.cli import parser
+    from benchmark.core.settings import parse_set_args
+    from benchmark.runner import build_run
+
+    made = subprocess.run(["make", "-n", "demo"], capture_output=True, text=True, check=True).stdout.splitlines()
+    runs = [parser().parse_args(shlex.split(line)[1:]) for line in made if "benchmark run " in line]
+    cells = {c.row.method: c for c in EXPERIMENTS.get("demo").cells("offline")}
+    assert sorted(args.method for args in runs) == sorted(cells)
+    for args in runs:
+        point, = cells[args.method].points()
+        assert trial_config(cells[args.method], point) == build_run(args.method, args.task, parse_set_args(args.set),
+                                                      model=args.model, steps=args.steps, experiment=args.experiment)
