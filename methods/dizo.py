@@ -145,10 +145,10 @@ class DiZO(MeZO):
                 with contextlib.nullcontext() if r is None else self._projected(r):
                     out.append(loss_fn.copies(1).item())
             return out
-        def variant(i: int, k: int, previous: torch.Tensor | None, rows: slice) -> torch.Tensor:
-            return self.engine.params[i][rows] if ratios[k] is None else self._lerp(self.slot[i], ratios[k], rows)
+        def make(i: int, rows: slice) -> list[torch.Tensor]:
+            return [self.engine.params[i][rows] if r is None else self._lerp(self.slot[i], r, rows) for r in ratios]
 
-        with self.engine.stacked(len(ratios), variant, indices=self.slot):
+        with self.engine.stacked(len(ratios), make, indices=self.slot):
             return loss_fn.copies(len(ratios)).tolist()
 
     def norms(self) -> torch.Tensor:

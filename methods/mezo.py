@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from benchmark.core import names
-from benchmark.core.settings import non_negative, param, positive
+from benchmark.core.settings import non_negative, one_of, param, positive
 from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
 from methods.lora import with_lora
 from methods.registry import register_method
 from methods.zo import ZOEngine, mix
+from methods.zo.directions import GENERATORS
 
 
 @dataclass
@@ -24,8 +25,12 @@ class MeZOHparams:
     dual_forward: bool = param(True, "both probes in one pass over the model on the batch stacked twice, z drawn once "
                                      "for the pair (false: two forwards, z drawn for each; on a GPU the run falls back "
                                      "to it when the stacked batch does not fit)")
-    keep_z: bool = param(False, "keep z from the probes for the update: one draw a step instead of two, at the memory "
-                                "of one copy of the trained weights (what DiZO's released code does)")
+    keep_z: bool = param(False, "torch-normal only: keep z from the probes for the update, one draw a step instead of "
+                                "two, at the memory of one copy of the trained weights (what DiZO's released code "
+                                "does; philox never stores z)")
+    generator: str = param("auto", "z's generator: philox (counter-based, the same z on CPU and GPU) | torch-normal "
+                           "(torch's normal_, version-1 seed logs) | auto (philox where its kernel runs)",
+                           *one_of("auto", *GENERATORS))
 
 
 @register_method("mezo")
@@ -40,7 +45,8 @@ class MeZO:
         self.hp = hp
         self.schedule = schedule
         self.seed = seed
-        self.engine = ZOEngine(model, trainable(model), decays(model), keep_directions=hp.keep_z)
+        self.engine = ZOEngine(model, trainable(model), decays(model), keep_directions=hp.keep_z,
+                                generator=hp.generator)
         self.undo: list[Callable[[], None]] = []  # one closure per change to the weights: the rollback log
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:

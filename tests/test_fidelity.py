@@ -3,7 +3,8 @@
 The transcriptions below are written from the released files (named in each docstring) with plain
 tensors and their own loops; they never call into `methods/`. They share with our code only what
 makes the two comparable: the model, the batches and the random stream (run seed -> splitmix64 ->
-torch.Generator, transcribed here too). Each test also runs a non-default rule through the same
+torch.Generator, transcribed here too: our `generator=torch-normal`; a rule is the same whatever draws z, and
+the default generator, philox, is held to Triton's and its fused kernels to plain torch in test_directions.py). Each test also runs a non-default rule through the same
 comparison and asserts that it does NOT match: a test that cannot tell the rules apart proves nothing.
 """
 import copy
@@ -275,6 +276,7 @@ def run_hizoo(rule: str | None, steps: int = 12):
     model, twin = Small(), Small()
     twin.load_state_dict(model.state_dict())
     trainer = make("hizoo", model, seed=11, lr="0.05", eps="1e-3", hessian_smooth="0.3", weight_decay="0.1",
+                   generator="torch-normal",
                    **({} if rule is None else {"hessian_rule": rule}))
     for step in range(steps):
         trainer.step(step, model)
@@ -303,7 +305,8 @@ def test_mezo_default_is_the_released_step(dual):
     """MeZO's step and update, decay skipping biases and layer norms, in either forward form."""
     model, twin = Small("layer_norm"), Small("layer_norm")
     twin.load_state_dict(model.state_dict())
-    trainer = make("mezo", model, seed=11, lr="0.05", eps="1e-3", weight_decay="0.1", dual_forward=dual)
+    trainer = make("mezo", model, seed=11, lr="0.05", eps="1e-3", weight_decay="0.1", dual_forward=dual,
+                   generator="torch-normal")
     for step in range(12):
         trainer.step(step, model)
     theta = released_mezo(twin, 12, 11, 0.05, 1e-3, 0.1)

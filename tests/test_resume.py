@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,6 +119,57 @@ def test_replaying_the_log_rebuilds_the_runs_weights(method, tmp_path, monkeypat
     replayer = build_method(cfg, hp, again.model)
     replayer.restore(replay_log(replayer, broken, 20))  # one scalar off by a millionth: not the run's weights
     assert any(not torch.equal(again.model.state_dict()[n], loaded.model.state_dict()[n]) for n in weights)
+
+
+V1 = Path(__file__).parent / "data" / "seedlog_v1"  # written by the harness at 66f44aa (tests/data/README.md)
+
+
+@pytest.mark.parametrize("method", ["mezo", "hizoo", "dizo"])
+def test_a_version_1_seed_log_replays_bit_for_bit_with_its_generator(method):
+    """Logs written before version 2 name no generator: they replay with torch-normal, onto the weights the
+    run that wrote them ended with (their SHA-256, recorded then), bit for bit."""
+    from benchmark.replay import configs
+
+    log = seedlog.read(V1 / f"{method}.jsonl", method)
+    assert log.header["version"] == 1 and "generator" not in log.header
+    cfg, hp = configs(log)
+    assert hp.generator == "torch-normal"
+    loaded = tiny()
+    assert seedlog.weights_sha256(loaded.model) == log.header["base_sha256"]
+    replayer = build_method(cfg, hp, loaded.model)
+    replayer.restore(replay_log(replayer, log.entries, log.end["best_step"]))
+    assert seedlog.weights_sha256(loaded.model) == json.loads((V1 / "weights_sha256.json").read_text())[method]
+
+
+@pytest.mark.parametrize("method", ["mezo", "hizoo"])
+def test_a_seed_log_written_with_the_cpu_kernel_replays_with_the_triton_kernel_to_rounding(method, monkeypatch):
+    """The same log on the other device's kernel (Triton, interpreted here on CPU tensors): the weights after
+    20 steps agree within 1e-6 of their largest magnitude (z differs by the rounding of log, sin and cos,
+    4.8e-7 at most; HiZOO's scale, a function of z^2, carries it further: 2e-7 of 357 measured)."""
+    from methods.zo import cpu, gpu
+
+    cfg, hp = build_run(method, "toy", {**SETTINGS.get(method, {}), **MOVING.get(method, {}), "eval_every": "5"},
+                        model="tiny-random-llama", steps=20, seed=1)
+    _, _, splits = sample(cfg)
+    loaded = tiny()
+    result = train(cfg, hp, loaded, splits, CPU, progress=False)
+    on_cpu = params_of(loaded.model)
+    tensors = lambda *arrays: [torch.from_numpy(a) if a is not None and a.size else None for a in arrays]  # noqa: E731
+    monkeypatch.setattr(cpu, "fill", lambda out, key, start: gpu.fill(*tensors(out), key, start, block=16384))
+    monkeypatch.setattr(cpu, "axpy", lambda t, key, start, keep, coeff: gpu.axpy(
+        *tensors(t), key, start, float(keep), float(coeff), block=16384))
+    again, threads = tiny(), torch.get_num_threads()
+    torch.set_num_threads(1)  # Triton's interpreter is not thread-safe (on CUDA the engine uses no pool)
+    try:
+        replayer = build_method(cfg, hp, again.model)
+        replayer.restore(replay_log(replayer, result.log, result.best_step))
+    finally:
+        torch.set_num_threads(threads)
+    on_triton = params_of(again.model)
+    moved = max((on_cpu[n] - params_of(tiny().model)[n]).abs().max().item() for n in on_cpu)
+    size = max(w.abs().max().item() for w in on_cpu.values())
+    gap = max((on_cpu[n] - on_triton[n]).abs().max().item() for n in on_cpu)
+    assert moved > 1e-3 and 0 < gap <= 1e-6 * size, (moved, size, gap)  # it moved; the kernels differ by rounding
 
 
 # ---- the seed log's reader -----------------------------------------------------------------------

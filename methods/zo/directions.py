@@ -1,0 +1,367 @@
+"""Where z comes from: the generators a ZO step's directions are drawn with, by name.
+
+z is a pure function of (step seed, parameter index, element index); the generator is named in every seed
+log's header (version 2), and a log replays with the generator it was written with.
+
+- `philox` (the default where its kernel runs): Philox4x32-10 with Box-Muller, Triton's `tl.randn4x`
+  convention. Parameter i's stream has the key mix(step seed, i); z[4j + c] is component c of
+  randn4x(key, j). Counter-based, so z is the same for any thread count, chunking or block size, and the
+  same on a CPU (`methods/zo/cpu.py`, numba) and on CUDA (`methods/zo/gpu.py`, Triton) to the rounding
+  of log, sin and cos.
+- `torch-normal` (version-1 logs, and where the philox kernel cannot run): torch's `normal_` in fixed
+  chunks of a parameter's rows (`chunk_rows`), each seeded with mix(step seed, i, chunk) (mix(step seed, i)
+  for a parameter drawn whole). Every seed log written before version 2 used it.
+"""
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+from benchmark.core.errors import BenchmarkError
+
+MASK64 = (1 << 64) - 1
+# A parameter of CHUNK_MIN_NUMEL values or more is drawn in slices along its first dim, shared out among the
+# calling thread and a pool: CHUNKS of them, more for a parameter over CHUNKS * CHUNK_MAX_NUMEL values (so no
+# slice is bigger). Fixed by the shape: torch-normal seeds each chunk on its own, so its z depends on (seed,
+# parameter, shape) only, never on the machine's thread count (philox's z depends on none of it).
+CHUNKS = 8
+CHUNK_MIN_NUMEL = 1 << 16
+CHUNK_MAX_NUMEL = 1 << 20
+# Updates walk a chunk in slices of this many values, z drawn slice by slice where the generator allows (philox:
+# the slice's z stays in cache); torch-normal draws a chunk whole. 0.22 s for SmolLM2-135M's MeZO update against
+# 0.24 at ATen's grain (32768) and 0.40 with whole-tensor ops on the calling thread (torch-normal, measured).
+SLICE = 1 << 17
+
+
+def mix(*values: int) -> int:
+    """splitmix64 over the values: well-spread 63-bit seeds from (run seed, step, index) tuples."""
+    x = 0x9E3779B97F4A7C15
+    for v in values:
+        x = (x ^ (v & MASK64)) * 0xBF58476D1CE4E5B9 & MASK64
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & MASK64
+        x ^= x >> 31
+    return x >> 1
+
+
+def chunk_rows(p: torch.Tensor) -> list[tuple[int, int]]:
+    """The row ranges of p's first dim that z is drawn in (torch.chunk's sizes)."""
+    rows = p.shape[0]
+    if p.numel() < CHUNK_MIN_NUMEL:
+        return [(0, rows)]
+    size = -(-rows // max(CHUNKS, -(-p.numel() // CHUNK_MAX_NUMEL)))
+    return [(lo, min(lo + size, rows)) for lo in range(0, rows, size)]
+
+
+class Generator(Protocol):
+    name: str
+    counter_based: bool  # z[start:stop] can be drawn on its own, from any start
+
+    def fuses(self, t: torch.Tensor) -> bool:
+        """Whether `pair` and `axpy` take this tensor (z never stored); else z is drawn and torch ops use it."""
+
+    def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
+        """out (contiguous) = z of parameter i at step seed `seed`, elements start .. start + out.numel().
+        `chunk`: which of the parameter's draw chunks out is (None: the parameter is drawn whole); `share`:
+        the calling thread's slot (a generator with state keeps one per thread)."""
+
+
+class TorchNormal:
+    """torch's `normal_`, one generator per (device, thread), reseeded per chunk (the version-1 stream)."""
+
+    name = "torch-normal"
+    counter_based = False
+
+    def __init__(self) -> None:
+        self._generators: dict[tuple[torch.device, int], torch.Generator] = {}
+
+    def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
+        gen = self._generators.get((out.device, share))
+        if gen is None:
+            gen = self._generators[(out.device, share)] = torch.Generator(device=out.device)
+        out.normal_(generator=gen.manual_seed(mix(seed, i) if chunk is None else mix(seed, i, chunk)))
+
+    def fuses(self, t: torch.Tensor) -> bool:
+        return False
+
+
+class Philox:
+    """Philox4x32-10 + Box-Muller on the element's counter: numba on a CPU, Triton on CUDA."""
+
+    name = "philox"
+    counter_based = True
+
+    def fuses(self, t: torch.Tensor) -> bool:
+        """CUDA: any float dtype (Triton computes in float32); CPU: float32 (numba has no bfloat16)."""
+        return t.is_cuda or t.dtype == torch.float32
+
+    def pair(self, theta: torch.Tensor, scale: torch.Tensor | None, plus: torch.Tensor, minus: torch.Tensor,
+             key: int, start: int, eps: float) -> None:
+        """plus = theta + eps z s, minus = theta - eps z s, flat contiguous views, z from counter `start` on."""
+        if theta.is_cuda:
+            from methods.zo import gpu
+
+            gpu.pair(theta, scale, plus, minus, key, start, eps)
+        else:
+            from methods.zo import cpu
+
+            s = _EMPTY if scale is None else scale.numpy()
+            cpu.pair(theta.numpy(), s, plus.numpy(), minus.numpy(), key, start, _f32(eps))
+
+    def axpy(self, theta: torch.Tensor, key: int, start: int, keep: float, coeff: float) -> None:
+        """theta = keep theta - coeff z in place (a flat contiguous view)."""
+        if theta.is_cuda:
+            from methods.zo import gpu
+
+            gpu.axpy(theta, key, start, keep, coeff)
+        else:
+            from methods.zo import cpu
+
+            cpu.axpy(theta.numpy(), key, start, _f32(keep), _f32(coeff))
+
+    def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
+        flat = out.view(-1)
+        target = flat if flat.dtype == torch.float32 else torch.empty(flat.shape, dtype=torch.float32, device=out.device)
+        if out.is_cuda:
+            from methods.zo import gpu
+
+            gpu.fill(target, mix(seed, i), start)
+        else:
+            from methods.zo import cpu
+
+            cpu.fill(target.numpy(), mix(seed, i), start)
+        if target is not flat:
+            flat.copy_(target)
+
+
+_EMPTY = np.empty(0, np.float32)  # "no scale" for the CPU kernel (numba compiles one signature for both)
+
+
+def _f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+GENERATORS = {g.name: g for g in (Philox, TorchNormal)}
+AUTO = "auto"
+LEGACY = TorchNormal.name  # what a seed log without a `generator` (version 1) was drawn with
+
+
+@cache
+def _kernel_missing(device_type: str) -> str | None:
+    """Why the philox kernel cannot run on this device type here (None: it can)."""
+    try:
+        if device_type == "cuda":
+            import triton  # noqa: F401
+        else:
+            from methods.zo import cpu  # noqa: F401  (imports numba)
+    except Exception as exc:  # no wheel, no compiler, a broken install: all mean the same here
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+def resolve(name: str, device_type: str) -> str:
+    """The generator a run uses: `auto` is philox where its kernel runs (said in one line where it cannot),
+    else what was asked for, checked."""
+    if name not in (AUTO, *GENERATORS):
+        raise BenchmarkError(f"generator {name!r}: one of auto, {', '.join(GENERATORS)}")
+    missing = _kernel_missing(device_type) if name in (AUTO, Philox.name) else None
+    if missing and name == Philox.name:
+        raise BenchmarkError(f"generator philox: its {device_type} kernel cannot run here ({missing})")
+    if name == AUTO:
+        if missing:
+            print(f"ZO directions: the philox kernel cannot run on {device_type} here ({missing}); using torch-normal",
+                  file=sys.stderr)
+            return LEGACY
+        return Philox.name
+    return name
+
+
+def make(name: str, device_type: str) -> Generator:
+    return GENERATORS[resolve(name, device_type)]()
+
+
+class Directions:
+    """z of every trained parameter at a step's seed, in the three forms its users need: drawn (`draw`,
+    `walk`), fused into both probes of a parameter (`pair`) and fused into an update of every parameter
+    (`axpy`). Fused forms never store z where the generator's kernel takes the tensor (`Generator.fuses`);
+    elsewhere they draw z and compute with torch ops, the same ops version-1 runs used, so that their logs
+    replay bit for bit. On a CPU the work is shared out among the calling thread and a pool, one fork-join
+    a call (torch's `normal_` and the numba kernels each run on one core)."""
+
+    def __init__(self, params: list[torch.Tensor], generator: str, keep: bool = False) -> None:
+        self.params = params
+        device = params[0].device
+        self.generator = make(generator, device.type)
+        # MeZO's keep_z: z of the probes held for the update, one draw a step instead of two. torch-normal only:
+        # a counter-based generator computes z inside its kernels at memory speed, with nothing to keep
+        self.keep = keep and not self.generator.counter_based
+        threads = max(1, torch.get_num_threads())
+        self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 and device.type == "cpu" else None
+        self._shares = threads if self._pool is not None else 1  # threads that work: the caller and the pool
+        self._chunks = [chunk_rows(p) for p in params]
+        self._kept: dict[tuple[int, int, int], tuple[int, torch.Tensor]] = {}  # (i, rows) -> (seed, z)
+        self._work: dict[tuple, torch.Tensor] = {}  # a drawn slice's buffer per (thread share, dtype, device)
+
+    def _row(self, i: int) -> int:
+        p = self.params[i]
+        return p[0].numel() if p.dim() else 1
+
+    def _fused(self, t: torch.Tensor) -> bool:
+        return not self.keep and self.generator.fuses(t)
+
+    def _fill(self, z: torch.Tensor, seed: int, i: int, c: int, row: int, share: int) -> None:
+        """z = parameter i's direction from row `row` on (chunk c of it, for a generator that seeds chunks)."""
+        chunk = None if self.params[i].numel() < CHUNK_MIN_NUMEL else c
+        self.generator.fill(z, seed, i, chunk, row * self._row(i), share)
+
+    def draw(self, seed: int, i: int, rows: slice | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+        """z of parameter i (its rows `rows`, whole chunks) at this seed: the same values every time."""
+        rows = rows or slice(0, self.params[i].shape[0])
+        z = torch.empty_like(self.params[i][rows]) if out is None else out
+        jobs = [(z[lo - rows.start:hi - rows.start], c, lo) for c, (lo, hi) in enumerate(self._chunks[i])
+                if rows.start <= lo and hi <= rows.stop]
+        self._shared(jobs, lambda job: job[0].numel(), lambda share, job: self._fill(job[0], seed, i, *job[1:], share))
+        return z
+
+    def _z(self, seed: int, i: int, rows: slice, out: torch.Tensor) -> torch.Tensor:
+        """z of rows `rows`: drawn into `out`, or (`keep`) into a buffer per part that the update reads back."""
+        if not self.keep:
+            return self.draw(seed, i, rows, out=out)
+        key = (i, rows.start, rows.stop)
+        held = self._kept.get(key)
+        if held is None or held[0] != seed:
+            z = held[1] if held is not None else torch.empty_like(self.params[i][rows])
+            self._kept[key] = (seed, self.draw(seed, i, rows, out=z))
+        return self._kept[key][1]
+
+    def pair(self, seed: int, i: int, rows: slice, eps: float, scale: torch.Tensor | None,
+             plus: torch.Tensor, minus: torch.Tensor) -> None:
+        """plus = theta + eps z (* scale), minus = theta - eps z (* scale), for rows `rows` of parameter i."""
+        theta = self.params[i][rows]
+        if self._fused(theta):
+            key, base, flat = mix(seed, i), rows.start * self._row(i), theta.view(-1)
+            s = None if scale is None else scale.reshape(-1)
+            views = (flat, s, plus.view(-1), minus.view(-1))
+            self._shared(self._ranges(flat.numel()), lambda job: job[1] - job[0], lambda share, job: self.generator.pair(
+                *(None if v is None else v[job[0]:job[1]] for v in views), key, base + job[0], eps))
+            return
+        z = self._z(seed, i, rows, plus)  # version 1's ops: theta + eps z in z's buffer, the mirror by `lerp`
+        if scale is not None:
+            torch.addcmul(theta, z, scale, value=eps, out=plus)
+        else:
+            torch.add(theta, z, alpha=eps, out=plus)
+        torch.lerp(plus, theta, 2.0, out=minus)
+
+    def _ranges(self, n: int) -> list[tuple[int, int]]:
+        """[lo, hi) element ranges of about equal size, one per thread, each a whole number of quads."""
+        if n < CHUNK_MIN_NUMEL or self._pool is None:
+            return [(0, n)]
+        step = -(-n // (4 * self._shares)) * 4
+        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
+    def axpy(self, seed: int, keep: list[float], coeff: list[float], undo: bool = False) -> None:
+        """theta_i <- keep_i theta_i - coeff_i z_i for every parameter (`undo`: the inverse, up to rounding)."""
+        todo = []
+        for i, p in enumerate(self.params):
+            if self._fused(p):
+                todo += [(i, lo * self._row(i), hi * self._row(i)) for lo, hi in self._chunks[i]]
+        if todo:
+            def run(share: int, job: tuple[int, int, int]) -> None:
+                i, lo, hi = job
+                k, c = (1.0 / keep[i], -coeff[i] / keep[i]) if undo else (keep[i], coeff[i])
+                self.generator.axpy(self.params[i].view(-1)[lo:hi], mix(seed, i), lo, k, c)
+
+            self._shared(todo, lambda job: job[2] - job[1], run)
+        fused = {job[0] for job in todo}
+
+        def step(i: int, rows: slice, z: torch.Tensor) -> None:  # version 1's ops
+            if i in fused:
+                return
+            p = self.params[i][rows]
+            if undo:
+                p.add_(z, alpha=coeff[i])
+                if keep[i] != 1.0:
+                    p.div_(keep[i])
+            else:
+                if keep[i] != 1.0:
+                    p.mul_(keep[i])
+                p.add_(z, alpha=-coeff[i])
+
+        if len(fused) < len(self.params):
+            self.walk(seed, step, skip=fused)
+
+    def walk(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None], skip: set[int] = frozenset()) -> None:
+        """fn(i, rows, z of those rows) over every parameter (but `skip`), a piece at a time: how updates that
+        need z itself walk the model (fn works in place, elementwise, and may overwrite z). Kept z (`keep`)
+        is used where held; else the calling thread and the pool share the chunks, each drawing z and
+        running fn slice by slice in the same thread."""
+        todo = []
+        for i in range(len(self.params)):
+            if i in skip:
+                continue
+            done = set()
+            for key, (held_seed, z) in list(self._kept.items()):
+                if key[0] == i and held_seed == seed:
+                    self._kept[key] = (-1, z)  # consumed: fn may write into it
+                    fn(i, slice(key[1], key[2]), z)
+                    done.add((key[1], key[2]))
+            todo += [(i, c) for c, (lo, hi) in enumerate(self._chunks[i])
+                     if not any(a <= lo and hi <= b for a, b in done)]
+        if not todo:
+            return
+        need: dict[tuple[torch.dtype, torch.device], int] = {}
+        for i, c in todo:
+            p = self.params[i]
+            need[(p.dtype, p.device)] = max(need.get((p.dtype, p.device), 0), p[slice(*self._chunks[i][c])].numel())
+        for (dtype, device), numel in need.items():  # one buffer per thread, kept across steps
+            for share in range(self._shares):
+                if (share, dtype, device) not in self._work or self._work[(share, dtype, device)].numel() < numel:
+                    self._work[(share, dtype, device)] = torch.empty(numel, dtype=dtype, device=device)
+
+        def run(share: int, job: tuple[int, int]) -> None:
+            i, c = job
+            p = self.params[i]
+            lo, hi = self._chunks[i][c]
+            buffer = self._work[(share, p.dtype, p.device)]
+            step = max(1, SLICE // self._row(i)) if self._pool is not None else hi - lo
+            if not self.generator.counter_based:  # drawn a chunk at a time (its seed is the chunk's)
+                chunk = buffer[:p[lo:hi].numel()].view(p[lo:hi].shape)
+                self._fill(chunk, seed, i, c, lo, share)
+            for a in range(lo, hi, step):
+                b = min(a + step, hi)
+                if self.generator.counter_based:
+                    z = buffer[:p[a:b].numel()].view(p[a:b].shape)
+                    self._fill(z, seed, i, c, a, share)
+                else:
+                    z = chunk[a - lo:b - lo]
+                fn(i, slice(a, b), z)
+
+        self._shared(todo, lambda job: self.params[job[0]][slice(*self._chunks[job[0]][job[1]])].numel(), run)
+
+    def _shared(self, jobs: list, size: Callable[[Any], int], run: Callable[[int, Any], None]) -> None:
+        """run(share, job) for every job. On a CPU with a pool the jobs are cut into contiguous shares of
+        about equal size, one per thread, the calling thread taking the first: one fork-join. `share` names
+        the thread-private generator and buffer a job may use."""
+        if self._pool is None or len(jobs) < 2:
+            for job in jobs:
+                run(0, job)
+            return
+        n, sizes = self._shares, [size(job) for job in jobs]
+        total, shares, acc = sum(sizes), [[] for _ in range(n)], 0
+        for job, k in zip(jobs, sizes):
+            shares[min(n - 1, acc * n // total)].append(job)
+            acc += k
+
+        def work(share: int) -> None:
+            with torch.no_grad():  # grad mode is per thread
+                for job in shares[share]:
+                    run(share, job)
+
+        futures = [self._pool.submit(work, share) for share in range(1, n) if shares[share]]
+        work(0)
+        for f in futures:
+            f.result()

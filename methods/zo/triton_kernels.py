@@ -1,0 +1,52 @@
+"""Triton kernels of z (`methods/zo/gpu.py` calls them): module-level, as Triton resolves the functions a
+kernel calls by their global names. Imported only where Triton is (CUDA wheels of torch bring it)."""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _quads(key, start, BLOCK: tl.constexpr):
+    """(the program's quads' z, component by component, and where component 0 of each lands)."""
+    j = start // 4 + tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    n1, n2, n3, n4 = tl.randn4x(key, j.to(tl.uint32))
+    return n1, n2, n3, n4, j * 4 - start
+
+@triton.jit
+def _pair_one(theta, scale, plus, minus, at, z, n, eps, SCALED: tl.constexpr):
+    inside = (at >= 0) & (at < n)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    d = eps * z
+    if SCALED:
+        d = d * tl.load(scale + at, mask=inside).to(tl.float32)
+    tl.store(plus + at, x + d, mask=inside)
+    tl.store(minus + at, x - d, mask=inside)
+
+@triton.jit
+def _axpy_one(theta, at, z, n, keep, coeff):
+    inside = (at >= 0) & (at < n)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    tl.store(theta + at, keep * x - coeff * z, mask=inside)
+
+@triton.jit
+def fill(out, key, start, n, BLOCK: tl.constexpr):
+    n1, n2, n3, n4, at = _quads(key, start, BLOCK)
+    tl.store(out + at, n1, mask=(at >= 0) & (at < n))
+    tl.store(out + at + 1, n2, mask=(at + 1 >= 0) & (at + 1 < n))
+    tl.store(out + at + 2, n3, mask=(at + 2 >= 0) & (at + 2 < n))
+    tl.store(out + at + 3, n4, mask=(at + 3 >= 0) & (at + 3 < n))
+
+@triton.jit
+def pair(theta, scale, plus, minus, key, start, n, eps, SCALED: tl.constexpr, BLOCK: tl.constexpr):
+    n1, n2, n3, n4, at = _quads(key, start, BLOCK)
+    _pair_one(theta, scale, plus, minus, at, n1, n, eps, SCALED)
+    _pair_one(theta, scale, plus, minus, at + 1, n2, n, eps, SCALED)
+    _pair_one(theta, scale, plus, minus, at + 2, n3, n, eps, SCALED)
+    _pair_one(theta, scale, plus, minus, at + 3, n4, n, eps, SCALED)
+
+@triton.jit
+def axpy(theta, key, start, n, keep, coeff, BLOCK: tl.constexpr):
+    n1, n2, n3, n4, at = _quads(key, start, BLOCK)
+    _axpy_one(theta, at, n1, n, keep, coeff)
+    _axpy_one(theta, at + 1, n2, n, keep, coeff)
+    _axpy_one(theta, at + 2, n3, n, keep, coeff)
+    _axpy_one(theta, at + 3, n4, n, keep, coeff)
