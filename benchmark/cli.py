@@ -124,6 +124,12 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_perf(args: argparse.Namespace) -> None:
+    if args.directions:
+        from benchmark import perf_directions
+        from benchmark.models import resolve_device
+
+        perf_directions.main(resolve_device(args.device))
+        return
     from benchmark.perf import default_methods, main
 
     args.methods = args.methods or default_methods()
@@ -211,6 +217,7 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                       help="hyperparameters for every measured method that has them (dual_forward=false: sequential ZO)")
     perf.add_argument("--json", action="store_true")
+    perf.add_argument("--directions", action="store_true", help="only what z costs per generator (ns a value)")
     perf.set_defaults(func=cmd_perf)
     return p
 

@@ -145,7 +145,7 @@ class DiZO(MeZO):
                 with contextlib.nullcontext() if r is None else self._projected(r):
                     out.append(loss_fn.copies(1).item())
             return out
-        def make(i: int, rows: slice) -> list[torch.Tensor]:
+        def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
             return [self.engine.params[i][rows] if r is None else self._lerp(self.slot[i], r, rows) for r in ratios]
 
         with self.engine.stacked(len(ratios), make, indices=self.slot):

@@ -100,17 +100,26 @@ class HiZOO(MeZO):
 
     @torch.no_grad()
     def _update_released(self, seed: int, coeff: float, decay: float, ac: float) -> None:
-        """S <- sqrt((1 - alpha) S^2 + alpha c z^2 / S^2), then the step with the new S."""
+        """S <- sqrt((1 - alpha) S^2 + alpha c z^2 / S^2), then the step with the new S: in one pass with z
+        computed inside the kernel where the generator has one (`fused`; philox), else in torch ops on a
+        drawn z (`step`; torch-normal, the ops version-1 runs used). The two agree to float32 rounding
+        (tests/test_directions.py)."""
+        alpha = self.hp.hessian_smooth
+
+        def fused(i: int, lo: int, hi: int, key: int) -> None:
+            self.engine.directions.generator.hizoo(self.engine.params[i].view(-1)[lo:hi],
+                                                   self.scales[i].view(-1)[lo:hi], key, lo, 1.0 - decay, coeff,
+                                                   alpha, ac)
 
         def step(i: int, rows: slice, z: torch.Tensor) -> None:
             p, s = self.engine.params[i][rows], self.scales[i][rows]
-            m = torch.div(z, s).square_().mul_(ac).addcmul_(s, s, value=1.0 - self.hp.hessian_smooth)
+            m = torch.div(z, s).square_().mul_(ac).addcmul_(s, s, value=1.0 - alpha)
             torch.sqrt(m, out=s)
             if decay:
                 p.mul_(1.0 - decay)
             p.addcmul_(z, s, value=-coeff)
 
-        self.engine.apply(seed, step)
+        self.engine.apply(seed, step, fused)
 
     def _factor(self, z: torch.Tensor, ac: float) -> torch.Tensor:
         """sqrt(1 - alpha + alpha c z^2) = sqrt(H_new / H), computed in z's buffer."""

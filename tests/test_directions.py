@@ -139,3 +139,23 @@ def test_fused_probes_and_update_equal_plain_torch_on_the_same_z(kernel, scaled,
     assert ((minus - (theta - d)).abs() <= ulp * (theta.abs() + d.abs())).all()
     assert ((updated - (keep * theta - coeff * z)).abs() <= ulp * (keep * theta.abs() + coeff * z.abs())).all()
     assert not torch.equal(plus, theta)
+
+
+@pytest.mark.parametrize("kernel", ["cpu", "triton"])
+def test_fused_hizoo_update_equals_its_torch_ops_on_the_same_z(kernel, triton_interpreted):
+    """HiZOO's released update fused (S and theta in one pass) against the ops torch-normal runs use
+    (methods/hizoo.py), transcribed: S <- sqrt(ac (z/S)^2 + (1 - alpha) S^2), theta <- keep theta - coeff z S."""
+    n, start, keep, coeff, alpha, ac = 50_001, 2, 0.99, 0.05, 0.3, 0.7
+    gen = torch.Generator().manual_seed(1)
+    theta, scale = torch.randn(n, generator=gen), torch.rand(n, generator=gen) + 0.5
+    z = torch.from_numpy(cpu_z(KEY, start, n) if kernel == "cpu" else triton_z(KEY, start, n))
+    s_new = torch.sqrt(ac * (z / scale) ** 2 + (1 - alpha) * scale ** 2)
+    expected = keep * theta - coeff * z * s_new
+    t, s = theta.clone(), scale.clone()
+    if kernel == "cpu":
+        cpu.hizoo(t.numpy(), s.numpy(), KEY, start, *map(np.float32, (keep, coeff, alpha, ac)))
+    else:
+        gpu.hizoo(t, s, KEY, start, keep, coeff, alpha, ac)
+    torch.testing.assert_close(s, s_new, rtol=4e-7, atol=0)
+    torch.testing.assert_close(t, expected, rtol=0, atol=1e-6)
+    assert not torch.equal(s, scale)

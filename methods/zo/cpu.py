@@ -39,7 +39,7 @@ def _prefer_512_bit() -> None:
 
 _prefer_512_bit()
 
-from numba import float32, int32, njit, types, uint32, uint64  # noqa: E402  (after the CPU features are set)
+from numba import float32, int32, njit, types, uint16, uint32, uint64  # noqa: E402  (after the CPU features are set)
 from numba.extending import intrinsic  # noqa: E402
 
 OPTIONS = dict(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -257,3 +257,78 @@ def axpy(theta, key, start, keep, coeff):
         if lo <= i < hi:
             continue
         theta[i] = keep * theta[i] - coeff * _z_at(k0, k1, start + i)
+
+
+@njit(inline="always")
+def _bf16(x):
+    """float32 -> bfloat16 bits, round to nearest even (torch's cast; weights are finite)."""
+    b = _bits(x)
+    return uint16(uint32(b + 0x7FFF + ((b >> 16) & 1)) >> uint32(16))
+
+
+@njit(inline="always")
+def _pair_bf16_quads(theta, scale, scaled, plus, minus, k0, k1, first, eps):
+    for j in range(theta.shape[0] // 4):
+        n1, n2, n3, n4 = _quad(k0, k1, first + j)
+        o = 4 * j
+        d1, d2, d3, d4 = eps * n1, eps * n2, eps * n3, eps * n4
+        if scaled:
+            d1, d2, d3, d4 = d1 * scale[o], d2 * scale[o + 1], d3 * scale[o + 2], d4 * scale[o + 3]
+        plus[o], minus[o] = _bf16(theta[o] + d1), _bf16(theta[o] - d1)
+        plus[o + 1], minus[o + 1] = _bf16(theta[o + 1] + d2), _bf16(theta[o + 1] - d2)
+        plus[o + 2], minus[o + 2] = _bf16(theta[o + 2] + d3), _bf16(theta[o + 2] - d3)
+        plus[o + 3], minus[o + 3] = _bf16(theta[o + 3] + d4), _bf16(theta[o + 3] - d4)
+
+
+@njit(**OPTIONS)
+def pair_bf16(theta, scale, plus, minus, key, start, eps):
+    """`pair` written as bfloat16 bits (uint16 arrays): the float32 probes rounded as a cast would round them,
+    for matmuls that run in bf16 (autocast), without a float32 copy of either probe."""
+    k0, k1 = _keys(key)
+    n = theta.shape[0]
+    scaled = scale.shape[0] == n
+    head, whole, first = _span(n, start)
+    lo, hi = head, head + 4 * whole
+    _pair_bf16_quads(theta[lo:hi], scale[lo:hi] if scaled else scale, scaled, plus[lo:hi], minus[lo:hi], k0, k1,
+                     first, eps)
+    for i in range(n):
+        if lo <= i < hi:
+            continue
+        d = eps * _z_at(k0, k1, start + i) * (scale[i] if scaled else float32(1.0))
+        plus[i] = _bf16(theta[i] + d)
+        minus[i] = _bf16(theta[i] - d)
+
+
+@njit(inline="always")
+def _hizoo_one(theta, scale, o, z, keep, coeff, smooth, ac):
+    s = scale[o]
+    r = z / s
+    s = math.sqrt(ac * r * r + (float32(1.0) - smooth) * s * s)
+    scale[o] = s
+    theta[o] = keep * theta[o] - coeff * z * s
+
+
+@njit(inline="always")
+def _hizoo_quads(theta, scale, k0, k1, first, keep, coeff, smooth, ac):
+    for j in range(theta.shape[0] // 4):
+        n1, n2, n3, n4 = _quad(k0, k1, first + j)
+        o = 4 * j
+        _hizoo_one(theta, scale, o, n1, keep, coeff, smooth, ac)
+        _hizoo_one(theta, scale, o + 1, n2, keep, coeff, smooth, ac)
+        _hizoo_one(theta, scale, o + 2, n3, keep, coeff, smooth, ac)
+        _hizoo_one(theta, scale, o + 3, n4, keep, coeff, smooth, ac)
+
+
+@njit(**OPTIONS)
+def hizoo(theta, scale, key, start, keep, coeff, smooth, ac):
+    """HiZOO's released update in one pass, in place: S <- sqrt((1 - smooth) S^2 + ac (z / S)^2), then
+    theta <- keep theta - coeff z S with the new S (methods/hizoo.py)."""
+    k0, k1 = _keys(key)
+    n = theta.shape[0]
+    head, whole, first = _span(n, start)
+    lo, hi = head, head + 4 * whole
+    _hizoo_quads(theta[lo:hi], scale[lo:hi], k0, k1, first, keep, coeff, smooth, ac)
+    for i in range(n):
+        if lo <= i < hi:
+            continue
+        _hizoo_one(theta, scale, i, _z_at(k0, k1, start + i), keep, coeff, smooth, ac)

@@ -36,6 +36,9 @@ CHUNK_MAX_NUMEL = 1 << 20
 # the slice's z stays in cache); torch-normal draws a chunk whole. 0.22 s for SmolLM2-135M's MeZO update against
 # 0.24 at ATen's grain (32768) and 0.40 with whole-tensor ops on the calling thread (torch-normal, measured).
 SLICE = 1 << 17
+# `pair` splits a weight among the threads from this many values on: below it the pool thread's wake-up costs
+# more than it saves (measured, module docstring of methods/zo/engine.py)
+SPLIT_MIN_NUMEL = 1 << 21
 
 
 def mix(*values: int) -> int:
@@ -64,6 +67,9 @@ class Generator(Protocol):
     def fuses(self, t: torch.Tensor) -> bool:
         """Whether `pair` and `axpy` take this tensor (z never stored); else z is drawn and torch ops use it."""
 
+    def writes(self, t: torch.Tensor, dtype: torch.dtype) -> bool:
+        """Whether `pair` on this tensor can write its probes in `dtype` (a Linear's autocast dtype)."""
+
     def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
         """out (contiguous) = z of parameter i at step seed `seed`, elements start .. start + out.numel().
         `chunk`: which of the parameter's draw chunks out is (None: the parameter is drawn whole); `share`:
@@ -88,6 +94,9 @@ class TorchNormal:
     def fuses(self, t: torch.Tensor) -> bool:
         return False
 
+    def writes(self, t: torch.Tensor, dtype: torch.dtype) -> bool:
+        return False
+
 
 class Philox:
     """Philox4x32-10 + Box-Muller on the element's counter: numba on a CPU, Triton on CUDA."""
@@ -98,6 +107,10 @@ class Philox:
     def fuses(self, t: torch.Tensor) -> bool:
         """CUDA: any float dtype (Triton computes in float32); CPU: float32 (numba has no bfloat16)."""
         return t.is_cuda or t.dtype == torch.float32
+
+    def writes(self, t: torch.Tensor, dtype: torch.dtype) -> bool:
+        """CUDA: any float dtype; CPU: float32 weights to bfloat16 probes (`cpu.pair_bf16`)."""
+        return self.fuses(t) and (t.is_cuda or dtype in (torch.float32, torch.bfloat16))
 
     def pair(self, theta: torch.Tensor, scale: torch.Tensor | None, plus: torch.Tensor, minus: torch.Tensor,
              key: int, start: int, eps: float) -> None:
@@ -110,7 +123,10 @@ class Philox:
             from methods.zo import cpu
 
             s = _EMPTY if scale is None else scale.numpy()
-            cpu.pair(theta.numpy(), s, plus.numpy(), minus.numpy(), key, start, _f32(eps))
+            if plus.dtype == torch.bfloat16:
+                cpu.pair_bf16(theta.numpy(), s, _bits16(plus), _bits16(minus), key, start, _f32(eps))
+            else:
+                cpu.pair(theta.numpy(), s, plus.numpy(), minus.numpy(), key, start, _f32(eps))
 
     def axpy(self, theta: torch.Tensor, key: int, start: int, keep: float, coeff: float) -> None:
         """theta = keep theta - coeff z in place (a flat contiguous view)."""
@@ -122,6 +138,18 @@ class Philox:
             from methods.zo import cpu
 
             cpu.axpy(theta.numpy(), key, start, _f32(keep), _f32(coeff))
+
+    def hizoo(self, theta: torch.Tensor, scale: torch.Tensor, key: int, start: int, keep: float, coeff: float,
+              smooth: float, ac: float) -> None:
+        """HiZOO's released update of theta and its scale in place (flat contiguous views; `methods/hizoo.py`)."""
+        if theta.is_cuda:
+            from methods.zo import gpu
+
+            gpu.hizoo(theta, scale, key, start, keep, coeff, smooth, ac)
+        else:
+            from methods.zo import cpu
+
+            cpu.hizoo(theta.numpy(), scale.numpy(), key, start, *map(_f32, (keep, coeff, smooth, ac)))
 
     def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
         flat = out.view(-1)
@@ -143,6 +171,11 @@ _EMPTY = np.empty(0, np.float32)  # "no scale" for the CPU kernel (numba compile
 
 def _f32(x: float) -> np.float32:
     return np.float32(x)
+
+
+def _bits16(t: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor's storage as uint16 (numpy has no bfloat16)."""
+    return t.view(torch.int16).numpy().view(np.uint16)
 
 
 GENERATORS = {g.name: g for g in (Philox, TorchNormal)}
@@ -184,6 +217,12 @@ def make(name: str, device_type: str) -> Generator:
     return GENERATORS[resolve(name, device_type)]()
 
 
+def prepare(name: str, device: torch.device) -> None:
+    """Load (or compile, the first time on a machine) the generator's kernels, so that a measurement that
+    follows counts neither the compile nor the compiler's memory against a step (`benchmark perf`)."""
+    make(name, device.type).fill(torch.empty(8, device=device), 0, 0, None, 0, 0)
+
+
 class Directions:
     """z of every trained parameter at a step's seed, in the three forms its users need: drawn (`draw`,
     `walk`), fused into both probes of a parameter (`pair`) and fused into an update of every parameter
@@ -212,6 +251,10 @@ class Directions:
 
     def _fused(self, t: torch.Tensor) -> bool:
         return not self.keep and self.generator.fuses(t)
+
+    def writes(self, i: int, dtype: torch.dtype) -> bool:
+        """Whether `pair` writes parameter i's probes in `dtype` (from its float32 values, rounded once)."""
+        return not self.keep and self.generator.writes(self.params[i], dtype)
 
     def _fill(self, z: torch.Tensor, seed: int, i: int, c: int, row: int, share: int) -> None:
         """z = parameter i's direction from row `row` on (chunk c of it, for a generator that seeds chunks)."""
@@ -258,29 +301,18 @@ class Directions:
 
     def _ranges(self, n: int) -> list[tuple[int, int]]:
         """[lo, hi) element ranges of about equal size, one per thread, each a whole number of quads."""
-        if n < CHUNK_MIN_NUMEL or self._pool is None:
+        if n < SPLIT_MIN_NUMEL or self._pool is None:
             return [(0, n)]
         step = -(-n // (4 * self._shares)) * 4
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
     def axpy(self, seed: int, keep: list[float], coeff: list[float], undo: bool = False) -> None:
         """theta_i <- keep_i theta_i - coeff_i z_i for every parameter (`undo`: the inverse, up to rounding)."""
-        todo = []
-        for i, p in enumerate(self.params):
-            if self._fused(p):
-                todo += [(i, lo * self._row(i), hi * self._row(i)) for lo, hi in self._chunks[i]]
-        if todo:
-            def run(share: int, job: tuple[int, int, int]) -> None:
-                i, lo, hi = job
-                k, c = (1.0 / keep[i], -coeff[i] / keep[i]) if undo else (keep[i], coeff[i])
-                self.generator.axpy(self.params[i].view(-1)[lo:hi], mix(seed, i), lo, k, c)
-
-            self._shared(todo, lambda job: job[2] - job[1], run)
-        fused = {job[0] for job in todo}
+        def fused(i: int, lo: int, hi: int, key: int) -> None:
+            k, c = (1.0 / keep[i], -coeff[i] / keep[i]) if undo else (keep[i], coeff[i])
+            self.generator.axpy(self.params[i].view(-1)[lo:hi], key, lo, k, c)
 
         def step(i: int, rows: slice, z: torch.Tensor) -> None:  # version 1's ops
-            if i in fused:
-                return
             p = self.params[i][rows]
             if undo:
                 p.add_(z, alpha=coeff[i])
@@ -291,14 +323,25 @@ class Directions:
                     p.mul_(keep[i])
                 p.add_(z, alpha=-coeff[i])
 
-        if len(fused) < len(self.params):
-            self.walk(seed, step, skip=fused)
+        self.walk(seed, step, fused)
 
-    def walk(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None], skip: set[int] = frozenset()) -> None:
-        """fn(i, rows, z of those rows) over every parameter (but `skip`), a piece at a time: how updates that
-        need z itself walk the model (fn works in place, elementwise, and may overwrite z). Kept z (`keep`)
-        is used where held; else the calling thread and the pool share the chunks, each drawing z and
-        running fn slice by slice in the same thread."""
+    def each_fused(self, seed: int, kernel: Callable[[int, int, int, int], None]) -> set[int]:
+        """kernel(i, lo, hi, key) over the element ranges of every parameter whose update the generator fuses
+        (z computed inside the kernel from `key` = mix(seed, i), counters lo .. hi), shared out among the
+        threads; returns those parameters' indices."""
+        todo = [(i, lo * self._row(i), hi * self._row(i)) for i, p in enumerate(self.params) if self._fused(p)
+                for lo, hi in self._chunks[i]]
+        self._shared(todo, lambda job: job[2] - job[1], lambda share, job: kernel(*job, mix(seed, job[0])))
+        return {job[0] for job in todo}
+
+    def walk(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None],
+             fused: Callable[[int, int, int, int], None] | None = None) -> None:
+        """An update over every parameter: `fused(i, lo, hi, key)` where the generator's kernel computes z
+        itself (`each_fused`), else fn(i, rows, z of those rows) a piece at a time (fn works in place,
+        elementwise, and may overwrite z: the ops version-1 runs used). Kept z (`keep`) is used where held;
+        else the calling thread and the pool share the chunks, each drawing z and running fn slice by slice
+        in the same thread."""
+        skip = self.each_fused(seed, fused) if fused is not None else set()
         todo = []
         for i in range(len(self.params)):
             if i in skip:

@@ -37,6 +37,7 @@ FIT_MARGIN = 0.9  # share of free GPU memory the stacked batch may take
 class ZOEngine:
     def __init__(self, model: nn.Module, params: list[tuple[str, nn.Parameter]], decay_names: set[str],
                  keep_directions: bool = False, generator: str = AUTO) -> None:
+        self.model = model
         self.names = [n for n, _ in params]
         self.params = [p for _, p in params]
         self.decay = [n in decay_names for n in self.names]
@@ -55,9 +56,12 @@ class ZOEngine:
 
     # -- forwards on substitute weights --------------------------------------------------------------
 
-    def _pair(self, seed: int, eps: float, scales: list[torch.Tensor] | None, i: int, rows: slice) -> list:
-        """[theta + eps z s, theta - eps z s] for rows `rows` of parameter i, in borrowed scratch."""
-        plus, minus = self.substitution.borrow(i, rows), self.substitution.borrow(i, rows)
+    def _pair(self, seed: int, eps: float, scales: list[torch.Tensor] | None, i: int, rows: slice,
+              dtype: torch.dtype | None = None) -> list:
+        """[theta + eps z s, theta - eps z s] for rows `rows` of parameter i, in borrowed scratch: in `dtype`
+        where the directions' kernel writes it (rounded as a cast would), else in the parameter's."""
+        dtype = dtype if dtype is not None and self.directions.writes(i, dtype) else None
+        plus, minus = self.substitution.borrow(i, rows, dtype), self.substitution.borrow(i, rows, dtype)
         self.directions.pair(seed, i, rows, eps, None if scales is None else scales[i][rows], plus, minus)
         return [plus, minus]
 
@@ -66,8 +70,8 @@ class ZOEngine:
         """The dual forward: forwards inside take the batch stacked 2 times (3 with `center`); copy by copy,
         every module that owns a trained parameter sees [theta,] theta + eps z, theta - eps z (z times
         `scales[i]` elementwise: HiZOO's factor)."""
-        def make(i: int, rows: slice) -> list[torch.Tensor]:
-            return [self.params[i][rows]] * center + self._pair(seed, eps, scales, i, rows)
+        def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
+            return [self.params[i][rows]] * center + self._pair(seed, eps, scales, i, rows, dtype)
 
         return self.substitution.stacked(2 + center, make)
 
@@ -75,8 +79,8 @@ class ZOEngine:
                   scales: list[torch.Tensor] | None = None) -> ContextManager[None]:
         """Forwards inside see theta + eps z(seed) (sign 1) or theta - eps z(seed) (sign -1): the same weights
         as the dual forward's copies."""
-        def make(i: int, rows: slice) -> list[torch.Tensor]:
-            plus, minus = self._pair(seed, eps, scales, i, rows)
+        def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
+            plus, minus = self._pair(seed, eps, scales, i, rows, dtype)
             used, spare = (plus, minus) if sign > 0 else (minus, plus)
             self.substitution.give_back(spare)
             return [used]
@@ -86,10 +90,10 @@ class ZOEngine:
     def substituted(self, make: Callable[[int, slice], torch.Tensor],
                     indices: Iterable[int] | None = None) -> ContextManager[None]:
         """Forwards inside see `make(i, rows)` in place of rows `rows` of parameter i (all, or `indices`)."""
-        return self.substitution.stacked(1, lambda i, rows: [make(i, rows)], indices)
+        return self.substitution.stacked(1, lambda i, rows, dtype: [make(i, rows)], indices)
 
     def stacked(self, copies: int, make: Make, indices: Iterable[int] | None = None) -> ContextManager[None]:
-        """Forwards inside run on `copies` stacked copies of the batch, copy k with make(i, rows)[k]."""
+        """Forwards inside run on `copies` stacked copies of the batch, copy k with make(i, rows, dtype)[k]."""
         return self.substitution.stacked(copies, make, indices)
 
     # -- the update ----------------------------------------------------------------------------------
@@ -101,9 +105,11 @@ class ZOEngine:
     def revert(self, seed: int, coeff: float, decay: float, gains: dict[int, float] | None = None) -> None:
         updates.revert(self.directions, self.decay, seed, coeff, decay, gains)
 
-    def apply(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None]) -> None:
-        """fn(i, rows, z of those rows) over every parameter: updates that need z itself (HiZOO's)."""
-        self.directions.walk(seed, fn)
+    def apply(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None],
+              fused: Callable[[int, int, int, int], None] | None = None) -> None:
+        """An update that needs z itself (HiZOO's): `fused(i, lo, hi, key)` where the kernel computes z, else
+        fn(i, rows, z of those rows) (`Directions.walk`)."""
+        self.directions.walk(seed, fn, fused)
 
     # -- memory fit (CUDA) ---------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ into its uses as there (`fill`, `pair`, `axpy`).
 
 z[4j + c] of a parameter is component c of `randn4x(key, j)`: one Philox4x32-10 call gives four normals, so
 each program takes BLOCK quads and handles the four values of each (the values of a range's first and last
-quads that fall outside it are masked). Kernels are decorated on first use, so that the tests can run them
-on CPU tensors through Triton's interpreter (`TRITON_INTERPRET=1` set before triton is imported).
+quads that fall outside it are masked). The kernels live in `triton_kernels.py`, imported on first use (a
+CPU install need not have triton); the tests run them on CPU tensors through Triton's interpreter
+(`TRITON_INTERPRET=1` set before triton is imported: tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def axpy(theta: torch.Tensor, key: int, start: int, keep: float, coeff: float, b
     n = theta.numel()
     if n:
         _kernels().axpy[_grid(n, start, block)](theta, key, start, n, keep, coeff, BLOCK=block)
+
+
+def hizoo(theta: torch.Tensor, scale: torch.Tensor, key: int, start: int, keep: float, coeff: float, smooth: float,
+          ac: float, block: int = BLOCK) -> None:
+    """HiZOO's released update in place (`methods/zo/cpu.py:hizoo`)."""
+    n = theta.numel()
+    if n:
+        _kernels().hizoo[_grid(n, start, block)](theta, scale, key, start, n, keep, coeff, smooth, ac, BLOCK=block)

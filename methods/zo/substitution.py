@@ -29,8 +29,9 @@ from methods.zo.directions import chunk_rows
 STREAM_MIN_NUMEL = 1 << 22
 STREAM_CHUNKS = 2  # a streamed weight's part: this many of its draw chunks (`chunk_rows`)
 
-# make(i, rows): what each copy sees in place of rows `rows` of parameter i (borrowed scratch is given back)
-Make = Callable[[int, slice], Sequence[torch.Tensor]]
+# make(i, rows, dtype): what each copy sees in place of rows `rows` of parameter i, best in `dtype` (None: the
+# parameter's own) where the consumer computes in it (a Linear under autocast); borrowed scratch is given back
+Make = Callable[[int, slice, "torch.dtype | None"], Sequence[torch.Tensor]]
 
 
 def dense(args: tuple) -> tuple:
@@ -41,10 +42,16 @@ def dense(args: tuple) -> tuple:
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
 
 
-def writes_into(x: torch.Tensor) -> bool:
+def writes_into() -> bool:
     """Whether ops may write into a given output here (`out=`): not under autograd (DiZO-FO learns through
-    the substituted forward) nor autocast (the output's dtype is autocast's)."""
-    return not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+    the substituted forward)."""
+    return not torch.is_grad_enabled()
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype a Linear computes in here: autocast's where it is on (the substitutes are then made in it
+    directly, not cast from a float32 copy at every call), else None (the weights' own)."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else None
 
 
 def plain(module: nn.Module, cls: type[nn.Module]) -> bool:
@@ -75,11 +82,13 @@ class Substitution:
         return [slice(chunks[c][0], chunks[min(c + STREAM_CHUNKS, len(chunks)) - 1][1])
                 for c in range(0, len(chunks), STREAM_CHUNKS)]
 
-    def borrow(self, i: int, rows: slice | None = None) -> torch.Tensor:
-        """A scratch tensor shaped like rows `rows` of parameter i, reused across modules and steps."""
+    def borrow(self, i: int, rows: slice | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """A scratch tensor shaped like rows `rows` of parameter i (in `dtype`, default its own), reused across
+        modules and steps."""
         p = self.params[i][rows or self.whole(i)]
-        spare = self._spare.get((p.shape, p.dtype, p.device))
-        t = spare.pop() if spare else torch.empty(p.shape, dtype=p.dtype, device=p.device)
+        dtype = dtype or p.dtype
+        spare = self._spare.get((p.shape, dtype, p.device))
+        t = spare.pop() if spare else torch.empty(p.shape, dtype=dtype, device=p.device)
         self._lent[id(t)] = t
         return t
 
@@ -119,9 +128,10 @@ class Substitution:
                 warnings.warn(f"ZO: {len(missed)} trainable parameters never seen in a forward, e.g. {missed[:3]}")
 
     @contextlib.contextmanager
-    def _made(self, i: int, rows: slice, make: Make) -> Iterator[Sequence[torch.Tensor]]:
-        """make(i, rows), its scratch given back after the block."""
-        made = make(i, rows)
+    def _made(self, i: int, rows: slice, make: Make, dtype: torch.dtype | None = None
+              ) -> Iterator[Sequence[torch.Tensor]]:
+        """make(i, rows, dtype), its scratch given back after the block."""
+        made = make(i, rows, dtype)
         try:
             yield made
         finally:
@@ -138,7 +148,7 @@ class Substitution:
         def swap(k: int) -> None:
             for pname, i in slots.items():
                 if i not in made:
-                    made[i] = make(i, self.whole(i))
+                    made[i] = make(i, self.whole(i), None)
                 module._parameters[pname] = made[i][k]
 
         def restore(done: bool) -> None:
@@ -187,26 +197,30 @@ class Substitution:
         iw, ib = slots.get("weight"), slots.get("bias")
 
         def run(x: torch.Tensor) -> torch.Tensor:
-            if running or not writes_into(x):
+            if running or not writes_into():
                 return nested(x)
             reached.update(slots.values())
+            dtype = compute_dtype(x)
             x2 = x.contiguous().view(-1, x.shape[-1])
+            x2 = x2 if dtype is None else x2.to(dtype)
             size = x2.shape[0] // copies
             out = x2.new_empty(x2.shape[0], module.out_features)
-            with contextlib.ExitStack() as held:
-                biases = [module.bias] * copies if ib is None else held.enter_context(self._made(ib, self.whole(ib), make))
+            cast = (lambda t: t) if dtype is None else (lambda t: t if t is None or t.dtype == dtype else t.to(dtype))
+            with contextlib.ExitStack() as held, torch.autocast(x.device.type, enabled=False):
+                biases = ([module.bias] * copies if ib is None
+                          else held.enter_context(self._made(ib, self.whole(ib), make, dtype)))
                 for rows in self.parts(iw) if iw is not None else [slice(0, module.out_features)]:
-                    with self._made(iw, rows, make) if iw is not None else contextlib.nullcontext(
+                    with self._made(iw, rows, make, dtype) if iw is not None else contextlib.nullcontext(
                             [module.weight[rows]] * copies) as weights:
                         part = rows.stop - rows.start < module.out_features
                         for k, w in enumerate(weights):
                             xs, o = x2[k * size:(k + 1) * size], out[k * size:(k + 1) * size]
-                            b = None if biases[k] is None else biases[k][rows]
+                            b = None if biases[k] is None else cast(biases[k][rows])
                             target = out.new_empty(size, rows.stop - rows.start) if part else o
                             if b is None:
-                                torch.mm(xs, w.t(), out=target)
+                                torch.mm(xs, cast(w).t(), out=target)
                             else:
-                                torch.addmm(b, xs, w.t(), out=target)
+                                torch.addmm(b, xs, cast(w).t(), out=target)
                             if part:
                                 o[:, rows].copy_(target)
             return out.view(*x.shape[:-1], module.out_features)
@@ -219,7 +233,7 @@ class Substitution:
         a streamed table a part at a time (the rows of the tokens that fall in it)."""
 
         def run(ids: torch.Tensor) -> torch.Tensor:
-            if running or not writes_into(ids):
+            if running or not writes_into():
                 return nested(ids)
             reached.add(i)
             flat = ids.reshape(-1)

@@ -50,3 +50,23 @@ def axpy(theta, key, start, n, keep, coeff, BLOCK: tl.constexpr):
     _axpy_one(theta, at + 1, n2, n, keep, coeff)
     _axpy_one(theta, at + 2, n3, n, keep, coeff)
     _axpy_one(theta, at + 3, n4, n, keep, coeff)
+
+
+@triton.jit
+def _hizoo_one(theta, scale, at, z, n, keep, coeff, smooth, ac):
+    inside = (at >= 0) & (at < n)
+    s = tl.load(scale + at, mask=inside, other=1.0).to(tl.float32)
+    r = z / s
+    s = tl.sqrt(ac * r * r + (1.0 - smooth) * s * s)
+    tl.store(scale + at, s, mask=inside)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    tl.store(theta + at, keep * x - coeff * z * s, mask=inside)
+
+
+@triton.jit
+def hizoo(theta, scale, key, start, n, keep, coeff, smooth, ac, BLOCK: tl.constexpr):
+    n1, n2, n3, n4, at = _quads(key, start, BLOCK)
+    _hizoo_one(theta, scale, at, n1, n, keep, coeff, smooth, ac)
+    _hizoo_one(theta, scale, at + 1, n2, n, keep, coeff, smooth, ac)
+    _hizoo_one(theta, scale, at + 2, n3, n, keep, coeff, smooth, ac)
+    _hizoo_one(theta, scale, at + 3, n4, n, keep, coeff, smooth, ac)
