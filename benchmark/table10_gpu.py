@@ -119,7 +119,11 @@ def main() -> None:
     results["directions"] = perf_directions.main(device, numel=1 << 28)
     results["rows"] = []
     for method, sets in ROWS:
-        r = row(method, sets, device, torch.float16, args.steps, args.batch)
+        try:
+            r = row(method, sets, device, torch.float16, args.steps, args.batch)
+        except Exception as exc:  # one method's failure is recorded, the others still measured
+            r = {"method": method, **sets, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            torch.cuda.empty_cache()
         results["rows"].append(r)
         print(json.dumps(r), flush=True)
         with open(args.out, "w") as f:
