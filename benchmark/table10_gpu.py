@@ -97,6 +97,27 @@ def row(method: str, sets: dict, device: torch.device, dtype: torch.dtype, steps
     return out
 
 
+def profile(device: torch.device, batch: int) -> None:
+    """Where MeZO's step goes on the GPU: torch's profiler over two steps after three, top ops by host time."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    model = build(device, torch.float16).eval()
+    gen = torch.Generator(device=device).manual_seed(1)
+    ids = torch.randint(2, OPT_2_7B["vocab_size"], (batch, 64), device=device, generator=gen)
+    loss_fn = SyntheticLoss(model, ids, ids[:, -1])
+    trainer = METHODS.get("mezo")(METHODS.get("mezo").Hparams(), model, lambda s: 1.0, 0)
+    for i in range(3):
+        trainer.step(i, loss_fn)
+    torch.cuda.synchronize(device)
+    with profiler(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for i in range(3, 5):
+            trainer.step(i, loss_fn)
+        torch.cuda.synchronize(device)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14), flush=True)
+    print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=8), flush=True)
+
+
 def kernels_agree(device: torch.device) -> dict:
     """Triton's z on the GPU against the CPU kernel's on a million values, from an unaligned counter."""
     n, key, start = 1 << 20, mix(2026, 7), 3
@@ -112,8 +133,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", default="table10_gpu.json")
+    parser.add_argument("--profile", action="store_true", help="also where MeZO's step goes (torch's profiler)")
     args = parser.parse_args()
     device = torch.device("cuda")
+    if args.profile:
+        profile(device, args.batch)
     results = {"device": device_name(device), "torch": torch.__version__, "kernels": kernels_agree(device)}
     print(json.dumps(results), flush=True)
     results["directions"] = perf_directions.main(device, numel=1 << 28)

@@ -148,16 +148,20 @@ def test_a_seed_log_written_with_the_cpu_kernel_replays_with_the_triton_kernel_t
     4.8e-7 at most; HiZOO's scale, a function of z^2, carries it further: 2e-7 of 357 measured)."""
     from methods.zo import cpu, gpu
 
+    dev_peaking_at_step_10(monkeypatch)  # the tested weights are step 10's, whatever dev the kernels' bits give
     cfg, hp = build_run(method, "toy", {**SETTINGS.get(method, {}), **MOVING.get(method, {}), "eval_every": "5"},
                         model="tiny-random-llama", steps=20, seed=1)
     _, _, splits = sample(cfg)
     loaded = tiny()
     result = train(cfg, hp, loaded, splits, CPU, progress=False)
+    assert result.best_step == 10
     on_cpu = params_of(loaded.model)
     tensors = lambda *arrays: [torch.from_numpy(a) if a is not None and a.size else None for a in arrays]  # noqa: E731
     monkeypatch.setattr(cpu, "fill", lambda out, key, start: gpu.fill(*tensors(out), key, start, block=16384))
     monkeypatch.setattr(cpu, "axpy", lambda t, key, start, keep, coeff: gpu.axpy(
         *tensors(t), key, start, float(keep), float(coeff), block=16384))
+    monkeypatch.setattr(cpu, "hizoo", lambda t, s, key, start, *scalars: gpu.hizoo(
+        *tensors(t, s), key, start, *map(float, scalars), block=16384))
     again, threads = tiny(), torch.get_num_threads()
     torch.set_num_threads(1)  # Triton's interpreter is not thread-safe (on CUDA the engine uses no pool)
     try:
@@ -187,7 +191,7 @@ def a_log(tmp_path) -> str:
     (lambda t: "", "empty file"),
     (lambda t: t.replace('"step": 2,', '"step": 3,'), "line 4: step 3 after step 1 (steps missing)"),
     (lambda t: t.replace('"grad": -0.25', '"grad": "x"'), "line 4 (step 2) lacks a number for grad"),
-    (lambda t: t.replace('"version": 1', '"version": 9'), "version 9; this harness reads version 1"),
+    (lambda t: t.replace('"version": 2', '"version": 9'), "version 9; this harness reads versions 1, 2"),
     (lambda t: t.replace("zo-bench-seed-log", "other"), "line 1 is not a zo-bench-seed-log header"),
     (lambda t: t.replace('"base_sha256": "abc", ', ""), "the header lacks base_sha256"),
     (lambda t: t.replace('"method": "mezo"', '"method": "lora"'), "method lora does not replay"),

@@ -109,6 +109,7 @@ def streamed(monkeypatch) -> None:
     monkeypatch.setattr(directions, "CHUNK_MIN_NUMEL", 256)
     monkeypatch.setattr(directions, "CHUNK_MAX_NUMEL", 1024)
     monkeypatch.setattr(substitution, "STREAM_MIN_NUMEL", 4096)
+    monkeypatch.setattr(substitution, "PART_NUMEL", {"cpu": 2048, "cuda": 2048})
 
 
 def trajectory(arch: str, method: str, threads: int = 0, **sets: str):

@@ -329,8 +329,11 @@ class Directions:
         """kernel(i, lo, hi, key) over the element ranges of every parameter whose update the generator fuses
         (z computed inside the kernel from `key` = mix(seed, i), counters lo .. hi), shared out among the
         threads; returns those parameters' indices."""
-        todo = [(i, lo * self._row(i), hi * self._row(i)) for i, p in enumerate(self.params) if self._fused(p)
-                for lo, hi in self._chunks[i]]
+        fused = [i for i, p in enumerate(self.params) if self._fused(p)]
+        if self._pool is None:  # one kernel a parameter (on CUDA a launch costs more than a chunk's work)
+            todo = [(i, 0, self.params[i].numel()) for i in fused]
+        else:  # chunks, for the threads to share
+            todo = [(i, lo * self._row(i), hi * self._row(i)) for i in fused for lo, hi in self._chunks[i]]
         self._shared(todo, lambda job: job[2] - job[1], lambda share, job: kernel(*job, mix(seed, job[0])))
         return {job[0] for job in todo}
 

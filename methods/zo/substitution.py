@@ -27,7 +27,9 @@ from torch import nn
 from methods.zo.directions import chunk_rows
 
 STREAM_MIN_NUMEL = 1 << 22
-STREAM_CHUNKS = 2  # a streamed weight's part: this many of its draw chunks (`chunk_rows`)
+# A streamed weight's part: whole draw chunks (`chunk_rows`) up to this many values. On a CPU two chunks (2.1M values,
+# 8 MB a probe); on CUDA, where each part costs kernel launches, 32M (64 MB a probe in fp16).
+PART_NUMEL = {"cpu": 5 << 19, "cuda": 1 << 25}
 
 # make(i, rows, dtype): what each copy sees in place of rows `rows` of parameter i, best in `dtype` (None: the
 # parameter's own) where the consumer computes in it (a Linear under autocast); borrowed scratch is given back
@@ -73,14 +75,19 @@ class Substitution:
         return slice(0, self.params[i].shape[0])
 
     def parts(self, i: int) -> list[slice]:
-        """The row ranges parameter i is substituted in: STREAM_CHUNKS of its draw chunks at a time for a
-        weight of STREAM_MIN_NUMEL values or more, else the whole parameter."""
+        """The row ranges parameter i is substituted in: runs of its draw chunks of at most PART_NUMEL values
+        (at least one chunk) for a weight of STREAM_MIN_NUMEL values or more, else the whole parameter."""
         p = self.params[i]
         if p.numel() < STREAM_MIN_NUMEL:
             return [self.whole(i)]
-        chunks = chunk_rows(p)
-        return [slice(chunks[c][0], chunks[min(c + STREAM_CHUNKS, len(chunks)) - 1][1])
-                for c in range(0, len(chunks), STREAM_CHUNKS)]
+        limit, row = PART_NUMEL.get(p.device.type, PART_NUMEL["cpu"]), p[0].numel()
+        out: list[slice] = []
+        for lo, hi in chunk_rows(p):
+            if out and (hi - out[-1].start) * row <= limit:
+                out[-1] = slice(out[-1].start, hi)
+            else:
+                out.append(slice(lo, hi))
+        return out
 
     def borrow(self, i: int, rows: slice | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """A scratch tensor shaped like rows `rows` of parameter i (in `dtype`, default its own), reused across
@@ -246,9 +253,11 @@ class Substitution:
                         idx, o = flat[k * size:(k + 1) * size], out[k * size:(k + 1) * size]
                         if len(parts) == 1:
                             torch.index_select(w, 0, idx, out=o)
-                        else:
-                            inside = (idx >= rows.start) & (idx < rows.stop)
-                            o[inside] = w.index_select(0, idx[inside] - rows.start)
+                        else:  # the tokens whose rows fall in this part (no boolean indexing: no device sync)
+                            local = idx - rows.start
+                            inside = ((local >= 0) & (local < rows.stop - rows.start)).unsqueeze(1)
+                            picked = w.index_select(0, local.clamp(0, rows.stop - rows.start - 1))
+                            torch.where(inside, picked, o, out=o)
             return out.view(*ids.shape, module.embedding_dim)
 
         return run
