@@ -36,8 +36,8 @@ def trajectory(method: str) -> dict:
     torch.set_num_threads(1)
     try:
         loaded = tiny()
-        before = params_of(loaded.model)
         trainer = make(method, loaded.model, **SETS.get(method, {}))
+        before = params_of(loaded.model)  # after LoRA's adapters are in
         loop = Loop(loaded)
         steps = []
         for step in range(STEPS):

@@ -1,6 +1,9 @@
 """Every trained method's first steps against the trajectory recorded in tests/golden.json (`tests/golden.py`
-says how and when to re-record). Tolerances: losses and metrics to 1e-4 relative (a CPU's different kernels
-round the last bits differently; a new z moves the first loss by far more), weights' fingerprint to 1e-6."""
+says how and when to re-record). Tolerances for another CPU's kernels, which round a loss's last bit
+differently: losses to 1e-5 relative; metrics to 1e-3 (a projected gradient is a loss difference over 2e-3, so
+a last-bit change of a loss moves it by about 3e-5); the weights' fingerprint to 1e-3 relative. A new z moves the
+first loss and gradient by far more, a step 1% longer moves what the weights moved by 1e-2 (both shown to fail
+when issue 28 landed)."""
 import json
 
 import pytest
@@ -20,7 +23,8 @@ def test_the_first_steps_are_the_recorded_ones(method):
     ours, theirs = trajectory(method), RECORDED[method]
     for step, (a, b) in enumerate(zip(ours["steps"], theirs["steps"], strict=True)):
         assert a.keys() == b.keys(), step
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5), step
         for key in a:
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (step, key)
+            assert a[key] == pytest.approx(b[key], rel=1e-3, abs=1e-3), (step, key)
     for key, value in theirs["weights"].items():
-        assert ours["weights"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+        assert ours["weights"][key] == pytest.approx(value, rel=1e-3), key
