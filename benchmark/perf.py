@@ -27,7 +27,7 @@ from benchmark.models import check_model_name, load_model, model_kind, resolve_d
 from benchmark.scoring import BatchLoss, Encoder
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
-from methods.zo.directions import prepare
+from methods.zo.generators import prepare
 from tasks.registry import TASKS
 from tasks.sampling import sample_splits
 

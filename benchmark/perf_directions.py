@@ -10,7 +10,8 @@ import statistics
 import torch
 
 from benchmark.measure import Stopwatch, device_name
-from methods.zo.directions import GENERATORS, Directions
+from methods.zo.directions import Directions
+from methods.zo.generators import GENERATORS
 
 NUMEL = 1 << 24
 REPEATS = 5

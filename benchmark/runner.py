@@ -27,8 +27,8 @@ from benchmark.models import LoadedModel, check_model_name, load_model, model_ki
 from benchmark.scoring import BatchLoss, Encoder, evaluate
 from methods.base import LossFn, lr_schedule
 from methods.registry import METHODS
-from methods.zo import directions
-from methods.zo.directions import AUTO
+from methods.zo import generators
+from methods.zo.generators import AUTO
 from tasks.base import Splits, Task
 from tasks.registry import TASKS
 from tasks.sampling import check_k, sample_splits
@@ -283,7 +283,7 @@ def resolve_generator(hp: Any, resumed: dict[str, Any] | None, device: torch.dev
     if not hasattr(hp, "generator"):
         return ""
     requested = seedlog.generator_of(resumed) if resumed is not None and hp.generator == AUTO else hp.generator
-    hp.generator = directions.resolve(requested, device.type)
+    hp.generator = generators.resolve(requested, device.type)
     return hp.generator
 
 

@@ -7,7 +7,7 @@ dtype (`benchmark replay`), and a killed run resumes from it (`benchmark run ...
 Format `zo-bench-seed-log`, version 2: JSON Lines, UTF-8, one object per line.
 - Line 1, the header: `format`, `version`, `method`, `model`, `base_sha256` (the base weights as
   loaded, `weights_sha256`), `dtype` (resolved: fp32, fp16, bf16, bf16-mixed), `device` (cpu, cuda),
-  `generator` (z's generator, resolved: philox or torch-normal; `methods/zo/directions.py`),
+  `generator` (z's generator, resolved: philox or torch-normal; `methods/zo/generators.py`),
   `packages`, `git_commit`, `config` (every run setting and hyperparameter, typed).
   Version 1 is version 2 without `generator`: every version-1 log was drawn with torch-normal, and
   replays and resumes with it (`generator_of`).
@@ -36,7 +36,7 @@ from methods.registry import METHODS
 
 FORMAT, VERSION = "zo-bench-seed-log", 2
 READS = (1, 2)  # the versions this harness replays
-LEGACY_GENERATOR = "torch-normal"  # what version 1 drew z with (methods.zo.directions.LEGACY)
+LEGACY_GENERATOR = "torch-normal"  # what version 1 drew z with (methods.zo.generators.LEGACY)
 FILE = "seed_log.jsonl"
 HEADER_KEYS = ("method", "model", "base_sha256", "dtype", "device", "config")
 

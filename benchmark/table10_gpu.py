@@ -21,7 +21,7 @@ from benchmark.measure import Stopwatch, device_name
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
 from methods.zo import cpu, gpu
-from methods.zo.directions import mix
+from methods.zo.generators import mix
 
 OPT_2_7B = dict(hidden_size=2560, ffn_dim=10240, num_hidden_layers=32, num_attention_heads=32, vocab_size=50272,
                 max_position_embeddings=2048, word_embed_proj_dim=2560)
@@ -92,7 +92,6 @@ def row(method: str, sets: dict, device: torch.device, dtype: torch.dtype, steps
         projection_s = median_s(lambda i: trainer.project(i, lambda: loss_fn), device, 2)
         out["projection_over_its_forwards"] = projection_s / (trainer.projection_passes() * forward_s)
         out["steps_per_s_amortised"] = 1 / (step_s + projection_s / hp.projection_interval)
-    del trainer, model, loss_fn
     torch.cuda.empty_cache()
     return out
 

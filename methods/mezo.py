@@ -14,7 +14,7 @@ from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
 from methods.lora import with_lora
 from methods.registry import register_method
 from methods.zo import ZOEngine, mix
-from methods.zo.directions import GENERATORS
+from methods.zo.generators import GENERATORS
 
 
 @dataclass

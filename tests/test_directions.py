@@ -14,8 +14,8 @@ from scipy import stats
 
 from benchmark.core.errors import BenchmarkError
 from methods.base import decays, trainable
-from methods.zo import ZOEngine, cpu, directions, gpu
-from methods.zo.directions import mix
+from methods.zo import ZOEngine, cpu, generators, gpu
+from methods.zo.generators import mix
 
 TOLERANCE = 2e-6  # absolute, CPU kernel against Triton's (interpreted) on the same counters
 MILLION = 1 << 20
@@ -108,10 +108,10 @@ def test_no_correlation_between_neighbouring_counters_parameters_or_steps():
 
 
 def test_auto_resolves_to_philox_here_and_unknown_names_fail_in_one_line():
-    assert directions.resolve("auto", "cpu") == "philox"
-    assert directions.resolve("torch-normal", "cpu") == "torch-normal"
+    assert generators.resolve("auto", "cpu") == "philox"
+    assert generators.resolve("torch-normal", "cpu") == "torch-normal"
     with pytest.raises(BenchmarkError, match="one of auto"):
-        directions.resolve("mersenne", "cpu")
+        generators.resolve("mersenne", "cpu")
 
 
 @pytest.mark.parametrize("kernel", ["cpu", "triton"])

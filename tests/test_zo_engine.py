@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
-from methods.zo import directions, engine as zo, substitution
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
-from methods.zo import ZOEngine
+from methods.zo import ZOEngine, directions, substitution
+from methods.zo import engine as zo
 from tests.helpers import CPU, Loop, make, params_of, toy_examples
 from tests.helpers import tiny as tiny_model
 

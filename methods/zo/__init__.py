@@ -1,6 +1,6 @@
-"""The zeroth-order engine: directions (`directions`, with its `cpu` and `gpu` kernels) and the engine
+"""The zeroth-order engine: z (`generators`, its `cpu` and `gpu` kernels, `directions`) and the engine
 that substitutes perturbed weights into forwards and applies updates (`engine`)."""
-from methods.zo.directions import mix
 from methods.zo.engine import ZOEngine
+from methods.zo.generators import mix
 
 __all__ = ["ZOEngine", "mix"]

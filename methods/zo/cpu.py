@@ -21,8 +21,6 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
-
 
 def _prefer_512_bit() -> None:
     """LLVM keeps to 256-bit vectors on Intel AVX-512 CPUs unless told otherwise; the Philox loop is 1.6x

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from methods.zo import update as updates
-from methods.zo.directions import AUTO, Directions
+from methods.zo.directions import Directions
+from methods.zo.generators import AUTO
 from methods.zo.substitution import Make, Substitution
 
 FIT_MARGIN = 0.9  # share of free GPU memory the stacked batch may take
