@@ -1,7 +1,7 @@
 """Mid-run checkpoints: what a killed or interrupted run resumes from, exactly.
 
-A run writes one at every evaluation (`checkpoint=eval`; first-order full fine-tuning only when
-asked, `checkpoint=full`, its size said) and when Ctrl-C stops it between steps, into
+A run writes one at every evaluation (`checkpoint=auto`; first-order full fine-tuning only when
+asked, `checkpoint=eval`, its size said; `checkpoint=off` never) and when Ctrl-C stops it between steps, into
 `checkpoint_root()/RUN_ID/`:
 - `seed_log.jsonl` (methods that replay, ZO): the trajectory so far (benchmark/seedlog.py);
 - `state.pt`: the log's header, the loop's `Progress` (step, best dev and its step, forwards, data

@@ -1,5 +1,5 @@
-"""Every MLflow name that more than one module writes or reads, written once: DESIGN.md's naming
-contract (step and summary metrics), the method diagnostics the reports draw, and the baseline row."""
+"""Every MLflow name that more than one module writes or reads, written once: the naming contract every
+report and check reads (step and summary metrics), the method diagnostics the reports draw, the baseline row."""
 from __future__ import annotations
 
 import re

@@ -1,7 +1,7 @@
 """The paper's hyperparameter grids (Table 7), as `--set` values per method.
 
 Batch size ({64, 16}: 64 for RoBERTa, 16 for OPT/Llama) and the lr schedule (constant for RoBERTa,
-linear for OPT/Llama) depend on the model, not the grid: they are in `MODEL_SETS`. LoRA under FT
+linear for OPT/Llama) depend on the model, not the grid: they are in `OPT_SETS` and `ROBERTA_SETS`. LoRA under FT
 and HiZOO are not in Table 7: LoRA takes MeZO-LoRA's learning rates, HiZOO MeZO's (the paper
 tuned HiZOO from its released settings), and say so in their grids' names.
 """
