@@ -49,12 +49,15 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from benchmark.models import MODELS
+    if args.what == "models":
+        from benchmark.models import MODELS  # loads transformers: only for the list that needs it
 
-    registry, describe = {  # classes and loaders say what they are in their docstring, tasks and experiments declare it
-        "methods": (METHODS, lambda cls: cls.__doc__), "tasks": (TASKS, lambda task: task.description),
-        "models": (MODELS, lambda load: load.__doc__), "experiments": (EXPERIMENTS, lambda e: e.description),
-    }[args.what]
+        registry, describe = MODELS, lambda load: load.__doc__
+    else:  # classes say what they are in their docstring, tasks and experiments declare it
+        registry, describe = {
+            "methods": (METHODS, lambda cls: cls.__doc__), "tasks": (TASKS, lambda task: task.description),
+            "experiments": (EXPERIMENTS, lambda e: e.description),
+        }[args.what]
     for name in registry.names():
         lines = (describe(registry.get(name)) or "").strip().splitlines()
         print(f"{name:20s} {lines[0] if lines else ''}")

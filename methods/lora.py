@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from benchmark.core.settings import param, positive
@@ -17,6 +16,9 @@ from methods.layers import find_modules, parse_roles, valid_roles
 
 
 def add_lora(model: nn.Module, r: int, alpha: int, roles: str) -> None:
+    from peft import LoraConfig, inject_adapter_in_model  # imported here: peft loads transformers (2 s), which
+    # `benchmark list` and every registry lookup would otherwise pay
+
     targets = [name for name, _ in find_modules(model, parse_roles(roles))]
     inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets), model)
     for name, p in model.named_parameters():
