@@ -244,11 +244,18 @@ def test_dizo_hyperparameters_are_validated(sets, message):
         validate(hp)
 
 
-def test_clip_range_none_disables_clipping():
-    hp = METHODS.get("dizo").Hparams()
-    apply_overrides([hp], {"clip_range": "none"})
-    validate(hp)
-    assert hp.clip_range is None
+@pytest.mark.parametrize("clip", ["0.2", "none"])
+def test_clip_range_none_disables_clipping(clip):
+    """A round with a large search step: clipped, every ratio stays in [0.8, 1.2]; with clip_range=none some
+    ratio leaves it (the search ran unclipped, not merely parsed)."""
+    loaded = tiny()
+    trainer = make("dizo", loaded.model, lr="2e-3", projection_interval="4", projection_step_size="500",
+                   clip_range=clip)
+    Loop(loaded).run(trainer, 4)
+    ratios = trainer.last_ratios
+    assert ratios is not None and len(ratios) > 1
+    inside = ((ratios >= 0.8 - 1e-6) & (ratios <= 1.2 + 1e-6)).all().item()  # a bound, less the 1e-8 guard over ts
+    assert inside if clip == "0.2" else not inside, ratios
 
 
 @pytest.mark.parametrize("method,key", [("dizo", "projected_layers"), ("mezo-lora", "lora_roles")])
