@@ -113,6 +113,7 @@ def test_run_records_the_mlflow_contract(tmp_path):
     assert (tmp_path / "reports" / "cli-test" / "summary.csv").is_file()
 
 
+@pytest.mark.slow
 def test_perf_json_reports_every_field(tmp_path):
     import json
 
@@ -147,6 +148,7 @@ def test_show_task_prints_rendered_prompts_candidates_and_gold(tmp_path):
     assert "Review: " in review and "\nSentiment:\n" in review and "' positive'" in review
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_a_run_killed_interrupted_in_one_line(tmp_path):
     """As in a study: the run stops between steps, its MLflow run ends KILLED with reason `interrupted`
     (the steps so far recorded), one line says so, exit 130."""

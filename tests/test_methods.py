@@ -191,6 +191,7 @@ def best_median_steps(method: str, **sets: str) -> float:
     return min(statistics.median(steps_to_target(method, lr, seed, **sets) for seed in range(7)) for lr in lrs)
 
 
+@pytest.mark.slow
 def test_hizoo_inverse_rule_beats_mezo_on_an_ill_conditioned_quadratic():
     """The paper's preconditioning (hessian_rule=inverse) pays off here. The released rule grows the
     perturbation where curvature is high and never reaches the target at any of these rates (measured:

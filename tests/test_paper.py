@@ -20,13 +20,16 @@ def test_a_malformed_cell_is_a_clear_error():
 
 NUMERIC = {"table1_2": 2, "table3": 2, "table4": 1, "table5": 1, "table6": 4, "table8": 5, "table9": 1,
            "ablation-c2": 3, "table12_13": 2, "reference-logs": 0}  # leading label columns
+# the cells the paper leaves empty: Table 1/2's memory for its two first-order rows, Table 12/13's Llama3-8B
+# rows on four tasks (two methods); every other cell is a number
+EMPTY = {"table1_2": 2, "table12_13": 8}
 
 
 @pytest.mark.parametrize("name", sorted(NUMERIC))
 def test_every_published_number_parses(name):
     df = table(name)
     cells = [parse_cell(v) for col in df.columns[NUMERIC[name]:] for v in df[col]]
-    assert sum(c is not None for c in cells) >= 0.5 * len(cells)  # mostly reported
+    assert len(cells) > 0 and sum(c is None for c in cells) == EMPTY.get(name, 0)
 
 
 def test_table4_is_the_papers():

@@ -142,6 +142,7 @@ def test_a_version_1_seed_log_replays_bit_for_bit_with_its_generator(method):
 
 
 @pytest.mark.parametrize("method", ["mezo", "hizoo"])
+@pytest.mark.slow
 def test_a_seed_log_written_with_the_cpu_kernel_replays_with_the_triton_kernel_to_rounding(method, monkeypatch):
     """The same log on the other device's kernel (Triton, interpreted here on CPU tensors): the weights after
     20 steps agree within 1e-6 of their largest magnitude (z differs by the rounding of log, sin and cos,
@@ -275,6 +276,7 @@ def tensors(folder) -> dict:
 # projections) and a first-order one (LoRA); every method's resume is held bit for bit in process above
 # (MeZO and HiZOO here too cost 90 s of a 2-core machine's test time and held nothing more)
 @pytest.mark.parametrize("method", ["dizo", "lora"])
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_the_uninterrupted_run(method, store):
     import mlflow
     from mlflow import MlflowClient
@@ -325,6 +327,7 @@ def one_error_line(proc) -> str:
     return ours[0]
 
 
+@pytest.mark.slow
 def test_mismatched_resumes_and_replays_fail_in_one_line(store):
     from mlflow import MlflowClient
 
@@ -359,6 +362,7 @@ def test_mismatched_resumes_and_replays_fail_in_one_line(store):
     assert "are not the run's (ffffffffffff)" in one_error_line(bench("replay", str(store / "other_base.jsonl")))
 
 
+@pytest.mark.slow
 def test_a_task_file_edited_since_the_run_is_refused_by_resume_and_replay(store):
     """A task file's hash (its YAML and its data) is in the checkpoint and the seed log: resuming or replaying
     on an edited data file would train or test on other examples, and is refused in one line."""

@@ -54,6 +54,7 @@ def start_mlflow(backend: str, tmp: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError("mlflow server did not start: " + (tmp / "mlflow-server.log").read_text()[-2000:])
 
 
+@pytest.mark.slow
 def test_mlflow_ui_serves_our_runs_over_rest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -112,6 +113,7 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_worker_study_on_postgresql_with_an_mlflow_server(postgres, tmp_path, monkeypatch):
     import optuna
 
@@ -138,6 +140,7 @@ def test_two_worker_study_on_postgresql_with_an_mlflow_server(postgres, tmp_path
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_journal(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     journal = tmp_path / "demo.journal"

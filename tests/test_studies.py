@@ -56,6 +56,7 @@ def assert_every_point_complete_once(experiment, preset: str, journal) -> dict:
     return trials
 
 
+@pytest.mark.slow
 def test_two_workers_run_every_grid_point_exactly_once(store):
     proc = bench("study", "table4", "--preset", "smoke", "--workers", "2", "--storage", str(store))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -83,6 +84,7 @@ def test_two_workers_run_every_grid_point_exactly_once(store):
     assert all((folder / f"{name}.pdf").is_file() for name in ("figure1_drift", "figure2_loss", "figure4_convergence"))
 
 
+@pytest.mark.slow
 def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
     proc = subprocess.Popen([*BENCH, "study", "table5", "--preset", "smoke", "--storage", str(store)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
@@ -110,6 +112,7 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(store):
     proc = subprocess.Popen([*BENCH, "study", "table4", "--preset", "smoke", "--storage", str(store)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -226,6 +229,7 @@ def test_config_error_fails_before_any_trial_starts(store, grid, message):
     assert not store.exists() or optuna.get_all_study_names(open_storage(str(store))) == []
 
 
+@pytest.mark.slow
 def test_doctor_finds_an_orphan_run(store):
     assert bench("study", "demo", "--preset", "smoke", "--storage", str(store)).returncode == 0
     import mlflow
@@ -260,6 +264,7 @@ def test_free_search_spends_its_budget_inside_the_grid_ranges(store):
     assert [p for p in doctor(experiment, open_storage(str(store))) if "/tpe trial" in p and "is FAILED" in p]
 
 
+@pytest.mark.slow
 def test_enqueue_only_then_external_workers_finish_grid_and_finals(store):
     """The SLURM pattern: one `study --workers 0` enqueues, independent `worker`s do everything else."""
     enqueue = bench("study", "demo", "--preset", "smoke", "--workers", "0", "--storage", str(store))

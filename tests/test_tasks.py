@@ -126,6 +126,7 @@ def test_sampling_is_deterministic_and_dev_never_meets_test(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("task,k", [("rt-polarity", 16), ("rt-5way", 16), ("bbc-news", 16), ("rt-polarity", 512)])
+@pytest.mark.slow
 def test_k_shot_gives_exactly_k_per_class_for_train_and_dev(task, k):
     t = TASKS.get(task)
     render = t.template("masked")[1].render
