@@ -156,6 +156,12 @@ def _span(n, start):
 
 
 @njit(inline="always")
+def _edge(e, lo, hi):
+    """The e-th index outside [lo, hi): the at most 3 values before the whole quads and 3 after them."""
+    return e if e < lo else hi + e - lo
+
+
+@njit(inline="always")
 def _z_at(k0, k1, counter):
     """One value of the stream (the edges of a range: a whole quad computed for it)."""
     q = _quad(k0, k1, counter // 4)
@@ -215,10 +221,10 @@ def fill(out, key, start):
     k0, k1 = _keys(key)
     n = out.shape[0]
     head, whole, first = _span(n, start)
-    for i in range(head):
-        out[i] = _z_at(k0, k1, start + i)
-    _fill_quads(out[head:head + 4 * whole], k0, k1, first)
-    for i in range(head + 4 * whole, n):
+    lo, hi = head, head + 4 * whole
+    _fill_quads(out[lo:hi], k0, k1, first)
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
         out[i] = _z_at(k0, k1, start + i)
 
 
@@ -235,9 +241,8 @@ def pair(theta, scale, plus, minus, key, start, eps):
         _pair_scaled_quads(theta[lo:hi], scale[lo:hi], plus[lo:hi], minus[lo:hi], k0, k1, first, eps)
     else:
         _pair_quads(theta[lo:hi], plus[lo:hi], minus[lo:hi], k0, k1, first, eps)
-    for i in range(n):
-        if lo <= i < hi:
-            continue
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
         d = eps * _z_at(k0, k1, start + i) * (scale[i] if scaled else float32(1.0))
         plus[i] = theta[i] + d
         minus[i] = theta[i] - d
@@ -251,9 +256,8 @@ def axpy(theta, key, start, keep, coeff):
     head, whole, first = _span(n, start)
     lo, hi = head, head + 4 * whole
     _axpy_quads(theta[lo:hi], k0, k1, first, keep, coeff)
-    for i in range(n):
-        if lo <= i < hi:
-            continue
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
         theta[i] = keep * theta[i] - coeff * _z_at(k0, k1, start + i)
 
 
@@ -289,9 +293,8 @@ def pair_bf16(theta, scale, plus, minus, key, start, eps):
     lo, hi = head, head + 4 * whole
     _pair_bf16_quads(theta[lo:hi], scale[lo:hi] if scaled else scale, scaled, plus[lo:hi], minus[lo:hi], k0, k1,
                      first, eps)
-    for i in range(n):
-        if lo <= i < hi:
-            continue
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
         d = eps * _z_at(k0, k1, start + i) * (scale[i] if scaled else float32(1.0))
         plus[i] = _bf16(theta[i] + d)
         minus[i] = _bf16(theta[i] - d)
@@ -326,7 +329,6 @@ def hizoo(theta, scale, key, start, keep, coeff, smooth, ac):
     head, whole, first = _span(n, start)
     lo, hi = head, head + 4 * whole
     _hizoo_quads(theta[lo:hi], scale[lo:hi], k0, k1, first, keep, coeff, smooth, ac)
-    for i in range(n):
-        if lo <= i < hi:
-            continue
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
         _hizoo_one(theta, scale, i, _z_at(k0, k1, start + i), keep, coeff, smooth, ac)
