@@ -22,8 +22,8 @@ CHUNK_MAX_NUMEL = 1 << 20
 # the slice's z stays in cache); torch-normal draws a chunk whole. 0.22 s for SmolLM2-135M's MeZO update against
 # 0.24 at ATen's grain (32768) and 0.40 with whole-tensor ops on the calling thread (torch-normal, measured).
 SLICE = 1 << 17
-# `pair` splits a weight among the threads from this many values on: below it the pool thread's wake-up costs
-# more than it saves (measured, module docstring of methods/zo/engine.py)
+# `pair` splits a weight among the threads from this many values on: a pool thread's wake-up costs about a
+# millisecond on these VMs (README "Speed and memory": inside a forward, splitting or not measured the same)
 SPLIT_MIN_NUMEL = 1 << 21
 
 
@@ -55,7 +55,7 @@ class Directions:
         self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 and device.type == "cpu" else None
         self._shares = threads if self._pool is not None else 1  # threads that work: the caller and the pool
         self._chunks = [chunk_rows(p) for p in params]
-        self._kept: dict[tuple[int, int, int], tuple[int, torch.Tensor]] = {}  # (i, rows) -> (seed, z)
+        self._kept: dict[int, dict[tuple[int, int], tuple[int, torch.Tensor]]] = {}  # i -> rows -> (seed, z)
         self._work: dict[tuple, torch.Tensor] = {}  # a drawn slice's buffer per (thread share, dtype, device)
 
     def _row(self, i: int) -> int:
@@ -87,12 +87,12 @@ class Directions:
         """z of rows `rows`: drawn into `out`, or (`keep`) into a buffer per part that the update reads back."""
         if not self.keep:
             return self.draw(seed, i, rows, out=out)
-        key = (i, rows.start, rows.stop)
-        held = self._kept.get(key)
+        kept, span = self._kept.setdefault(i, {}), (rows.start, rows.stop)
+        held = kept.get(span)
         if held is None or held[0] != seed:
             z = held[1] if held is not None else torch.empty_like(self.params[i][rows])
-            self._kept[key] = (seed, self.draw(seed, i, rows, out=z))
-        return self._kept[key][1]
+            kept[span] = (seed, self.draw(seed, i, rows, out=z))
+        return kept[span][1]
 
     def pair(self, seed: int, i: int, rows: slice, eps: float, scale: torch.Tensor | None,
              plus: torch.Tensor, minus: torch.Tensor) -> None:
@@ -162,12 +162,12 @@ class Directions:
         for i in range(len(self.params)):
             if i in skip:
                 continue
-            done = set()
-            for key, (held_seed, z) in list(self._kept.items()):
-                if key[0] == i and held_seed == seed:
-                    self._kept[key] = (-1, z)  # consumed: fn may write into it
-                    fn(i, slice(key[1], key[2]), z)
-                    done.add((key[1], key[2]))
+            kept, done = self._kept.get(i, {}), set()
+            for span, (held_seed, z) in kept.items():
+                if held_seed == seed:
+                    kept[span] = (-1, z)  # consumed: fn may write into it
+                    fn(i, slice(*span), z)
+                    done.add(span)
             todo += [(i, c) for c, (lo, hi) in enumerate(self._chunks[i])
                      if not any(a <= lo and hi <= b for a, b in done)]
         if not todo:
