@@ -11,15 +11,18 @@ asked, `checkpoint=eval`, its size said; `checkpoint=off` never) and when Ctrl-C
   the current ones.
 Each file is replaced atomically, the log before the state, so a kill leaves a consistent pair: the
 state names its step and a log may only run ahead of it. The directory is removed once the run
-finishes (the seed log is then an MLflow artifact of the run).
+finishes (the seed log is then an MLflow artifact of the run). While a run's process lives it holds
+`lock` there (`RunLock`), so a second process cannot resume it and write the same checkpoint.
 """
 from __future__ import annotations
 
+import fcntl
 import io
 import math
 import os
 import random
 import shutil
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from benchmark.core.errors import BenchmarkError, first_line
 from methods.registry import METHODS
 
 STATE = "state.pt"
+LOCK = "lock"
 
 
 def checkpoint_root() -> Path:
@@ -129,3 +133,34 @@ def load(run_id: str) -> Snapshot:
 
 def remove(run_id: str) -> None:
     shutil.rmtree(checkpoint_dir(run_id), ignore_errors=True)
+
+
+class RunLock:
+    """An exclusive `flock` on the run's `lock` file, held by the process that runs it for as long as it runs.
+    The kernel drops it when that process dies (kill -9 included), so a dead run resumes and a live one is
+    refused in one line. On a checkpoint directory shared over a network file system it holds as far as
+    that file system honours `flock`."""
+
+    def __init__(self, run_id: str) -> None:
+        self.directory = checkpoint_dir(run_id)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.directory / LOCK, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise BenchmarkError(f"--resume {run_id}: the run is still going (process {holder}); stop it first "
+                                 "(Ctrl-C keeps its checkpoint), then resume") from None
+        self.file.truncate(0)
+        self.file.write(f"{socket.gethostname()}:{os.getpid()}")
+        self.file.flush()
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.file.close()  # releases the lock
+        if not (self.directory / STATE).is_file():  # no checkpoint to resume from: leave no directory behind
+            remove(self.directory.name)

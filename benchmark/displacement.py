@@ -19,7 +19,8 @@ from benchmark.config import RunConfig
 from benchmark.core import names
 from benchmark.core.settings import apply_overrides, parse_set_args, validate
 from benchmark.models import load_model, resolve_device
-from benchmark.runner import batch_indices, sample
+from benchmark.loop import batch_indices
+from benchmark.runner import sample
 from benchmark.scoring import Batch, BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
 

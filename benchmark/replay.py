@@ -25,7 +25,8 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import validate
 from benchmark.core.store import client, tracking_uri
 from benchmark.models import load_model, resolve_device, resolve_precision
-from benchmark.runner import build_method, encoder_for, replay_log, sample, scorer
+from benchmark.loop import build_method, encoder_for, replay_log, scorer
+from benchmark.runner import sample
 from methods.registry import METHODS
 
 

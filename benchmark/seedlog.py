@@ -62,6 +62,23 @@ class SeedLog:
         return len(data)
 
 
+class Trajectory:
+    """The one hook through which a run records its seed log's step and evaluation lines as it makes them:
+    a method that `replays` gets its lines appended to `entries`; any other records nothing. The lines'
+    format lives here, beside their reader, not in the training loop."""
+
+    def __init__(self, method: Any, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries if method.replays else None
+
+    def step(self, step: int, record: dict[str, Any]) -> None:
+        if self.entries is not None:
+            self.entries.append({"step": step, **record})
+
+    def evaluation(self, step: int, dev: float, best: bool) -> None:
+        if self.entries is not None:
+            self.entries.append({"eval": step, "dev": dev, "best": best})
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -169,6 +169,13 @@ def set_tags(run_id: str, tags: dict[str, str]) -> None:
         mlflow_client.set_tag(run_id, key, value)
 
 
+def running_runs(experiment_id: str, **tags: str) -> list[str]:
+    """The ids of the experiment's RUNNING runs whose tags have these values."""
+    quoted = {key: f'"{value}"' if "'" in value else f"'{value}'" for key, value in tags.items()}
+    where = " and ".join([f"tags.{key} = {value}" for key, value in quoted.items()] + ["attributes.status = 'RUNNING'"])
+    return [run.info.run_id for run in client().search_runs([experiment_id], filter_string=where)]
+
+
 def terminate(run_id: str, status: str = "FINISHED", **tags: str) -> None:
     """End a run from outside it (a parent run, or the run of a worker that died)."""
     set_tags(run_id, tags)

@@ -73,6 +73,27 @@ class Method(Protocol):
         """Take back a `state_dict`."""
 
 
+FLAGS = ("first_order", "trains", "projects", "replays")  # `Method`'s contract flags
+
+
+class Declared:
+    """The base of every registered method: its contract flags (`Method`) as class keywords,
+    `class MeZO(Declared, first_order=False, trains=True, projects=False, replays=True)`. A subclass
+    inherits its parent's flags and names only those it changes (`class DiZO(MeZO, projects=True)`); a
+    class that leaves one undeclared, or names one that is not a flag, is refused where it is defined."""
+
+    def __init_subclass__(cls, **flags: bool) -> None:
+        unknown = sorted(set(flags) - set(FLAGS))
+        if unknown:
+            raise TypeError(f"{cls.__name__}: {', '.join(unknown)} is not a contract flag ({', '.join(FLAGS)})")
+        super().__init_subclass__()
+        for name, value in flags.items():
+            setattr(cls, name, value)
+        missing = [name for name in FLAGS if not isinstance(getattr(cls, name, None), bool)]
+        if missing:
+            raise TypeError(f"{cls.__name__} declares no {', '.join(missing)} (class keywords of `Declared`)")
+
+
 class Projecting(Method, Protocol):
     """A method that `projects`: every `hp.projection_interval` steps its `step` also runs one projection."""
 

@@ -65,14 +65,12 @@ def _clip_ok(x: float | None) -> bool:
 
 
 @dataclass
-class DiZOHparams(MeZOHparams):
+class ProjectionHparams(MeZOHparams):
+    """What DiZO and DiZO-FO share: when and what they project, and the paper's ablations of it. The search
+    itself (its rule and that rule's own parameters) is each method's: `DiZOHparams`, `DiZOFOHparams`."""
+
     projection_interval: int = param(50, "steps between projections (kappa)", positive, ">= 1")
     projection_iters: int = param(10, "search iterations per projection, each on a fresh batch", positive, ">= 1")
-    projection_rule: str = param("released", "gamma search: released (Skilteee/DiZO trainer.py) | relative "
-                                 "(ratio units) | appendix (the paper's Appendix F)",
-                                 *one_of("released", "relative", "appendix"))
-    projection_eps: float = param(0.1, "eps_p: perturbation of gamma (relative rule: of the ratio)", positive, "> 0")
-    projection_step_size: float = param(2.0, "eta_p: step size of the gamma search", positive, "> 0")
     clip_range: float | None = param(0.2, "tau: gamma clipped to [1-tau, 1+tau] * ||delta||; none = no clipping", _clip_ok, "in (0, 1) or none")
     reinit: bool = param(True, "re-initialise gamma to ||delta|| before each search")
     projection_base: str = param("initial", "initial (theta0) | previous (weights at the last projection)", *one_of("initial", "previous"))
@@ -81,15 +79,72 @@ class DiZOHparams(MeZOHparams):
     theta0_on_device: bool = param(False, "keep theta0 on the GPU instead of pinned host memory")
 
 
+@dataclass
+class DiZOHparams(ProjectionHparams):
+    projection_rule: str = param("released", "gamma search: released (Skilteee/DiZO trainer.py) | relative "
+                                 "(ratio units) | appendix (the paper's Appendix F)",
+                                 *one_of("released", "relative", "appendix"))
+    projection_eps: float = param(0.1, "eps_p: perturbation of gamma (relative rule: of the ratio)", positive, "> 0")
+    projection_step_size: float = param(2.0, "eta_p: step size of the gamma search", positive, "> 0")
+
+
+@dataclass(frozen=True)
+class GammaRule:
+    """A ZO search rule for gamma: its probe and step, with its own parameters (eps_p, eta_p) and the clip
+    range tau it must respect. `probe` gives, for one N(0, 1) draw u per layer, the perturbation of gamma
+    (probes at gamma +- it) and the direction of the step gamma - eta_p * g * direction."""
+
+    eps: float
+    step_size: float
+    tau: float | None
+
+    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Released(GammaRule):
+    """Skilteee/DiZO `perturb_gamma` + `zo_forward`: z clipped to +-(tau / eps_p) ts, probes gamma +- eps_p z
+    (gamma's own units), step eta_p ts g z."""
+
+    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = u
+        if self.tau is not None:
+            bound = self.tau / self.eps * ts
+            z = torch.minimum(torch.maximum(u, -bound), bound)
+        return self.eps * z, ts * z
+
+
+class Relative(GammaRule):
+    """This harness's earlier rule, in ratio units: probes r +- eps_p u with u clipped so both probes stay in
+    [1 - tau, 1 + tau], step eta_p g u (in gamma's units: times ts)."""
+
+    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pert = self.eps * ts * u
+        if self.tau is not None:  # keep both probes inside the clip range
+            room = torch.minimum(gamma - (1 - self.tau) * ts, (1 + self.tau) * ts - gamma)
+            pert = torch.minimum(torch.maximum(pert, -room), room)
+        return pert, pert / self.eps
+
+
+class Appendix(GammaRule):
+    """The paper's Appendix F: z unclipped, probes gamma +- eps_p z, step eta_p g z (not scaled by ts)."""
+
+    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.eps * u, u
+
+
+GAMMA_RULES = {"released": Released, "relative": Relative, "appendix": Appendix}
+
+
 @register_method("dizo")
-class DiZO(MeZO):
+class DiZO(MeZO, projects=True):
     """MeZO steps plus a periodic, learned per-layer rescaling of theta - theta0 (Algorithm 1)."""
 
     Hparams = DiZOHparams
-    projects = True
 
     def __init__(self, hp: DiZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
+        self.rule = self.search_rule(hp)
         index = {id(p): i for i, p in enumerate(self.engine.params)}
         self.layers = [(name, index[id(p)]) for name, p in role_weights(model, parse_roles(hp.projected_layers))]
         self.base = [self._store(self.engine.params[i]) for _, i in self.layers]
@@ -97,6 +152,10 @@ class DiZO(MeZO):
         self.gamma: torch.Tensor | None = None  # gamma per projected layer after the last round (float64)
         self.gains: dict[int, float] = {}  # projection_target=lr: the last round's ratios scale the next steps
         self.last_ratios: torch.Tensor | None = None
+
+    @staticmethod
+    def search_rule(hp: DiZOHparams) -> GammaRule:
+        return GAMMA_RULES[hp.projection_rule](hp.projection_eps, hp.projection_step_size, hp.clip_range)
 
     def _store(self, p: torch.Tensor) -> torch.Tensor:
         if p.device.type == "cuda" and not self.hp.theta0_on_device:
@@ -170,34 +229,18 @@ class DiZO(MeZO):
         tau = self.hp.clip_range
         return gamma if tau is None else torch.minimum(torch.maximum(gamma, (1 - tau) * ts), (1 + tau) * ts)
 
-    def probe(self, gamma: torch.Tensor, ts: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(perturbation of gamma, direction of the step) for one N(0, 1) draw u, in gamma's units;
-        the step is gamma - eta_p * g * direction."""
-        hp, tau = self.hp, self.hp.clip_range
-        if hp.projection_rule == "relative":
-            pert = hp.projection_eps * ts * u
-            if tau is not None:  # keep both probes inside the clip range
-                room = torch.minimum(gamma - (1 - tau) * ts, (1 + tau) * ts - gamma)
-                pert = torch.minimum(torch.maximum(pert, -room), room)
-            return pert, pert / hp.projection_eps
-        z = u
-        if hp.projection_rule == "released" and tau is not None:
-            bound = tau / hp.projection_eps * ts
-            z = torch.minimum(torch.maximum(u, -bound), bound)
-        return hp.projection_eps * z, (ts * z if hp.projection_rule == "released" else z)
-
     @torch.no_grad()
     def search(self, step: int, fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
         """`projection_iters` ZO iterations of gamma, each on a fresh batch; returns gamma and the last batch."""
-        hp = self.hp
+        rule = self.rule
         gen = torch.Generator().manual_seed(mix(self.seed, step, 0xD120))
-        for _ in range(hp.projection_iters):
+        for _ in range(self.hp.projection_iters):
             loss_fn = fresh()
             u = torch.randn(len(gamma), generator=gen, dtype=torch.float64)
-            pert, direction = self.probe(gamma, ts, u)
+            pert, direction = rule.probe(gamma, ts, u)
             loss_plus, loss_minus = self._losses(loss_fn, self.ratios(gamma + pert, ts), self.ratios(gamma - pert, ts))
-            grad = (loss_plus - loss_minus) / (2 * hp.projection_eps)
-            gamma = self.clip(gamma - hp.projection_step_size * grad * direction, ts)
+            grad = (loss_plus - loss_minus) / (2 * rule.eps)
+            gamma = self.clip(gamma - rule.step_size * grad * direction, ts)
         return gamma, loss_fn
 
     def project(self, step: int, fresh: Fresh) -> tuple[int, dict[str, float]]:
@@ -277,11 +320,65 @@ def _lr_ok(x: float | None) -> bool:
 
 
 @dataclass
-class DiZOFOHparams(DiZOHparams):
+class DiZOFOHparams(ProjectionHparams):
     projection_rule: str = param("ratio", "ratio (Adam on the ratios from 1, re-init and clip as dizo) | released "
                                  "(Skilteee/DiZO dizo_iters)", *one_of("ratio", "released"))
     projection_lr: float | None = param(None, "Adam learning rate of the search; none: the rule's (ratio 1e-2, "
                                         "released 0.1)", _lr_ok, "> 0 or none")
+
+
+class RatioAdam:
+    """DiZO-FO's default search: Adam on the ratio itself, from 1 (the current weights), re-initialised and
+    clipped as the ZO search is (`reinit`, `clip_range`), a fresh Adam (lr 1e-2) per round, no L1 term."""
+
+    def __init__(self, lr: float | None, tau: float | None) -> None:
+        self.lr, self.tau = lr or 1e-2, tau
+
+    def search(self, method: "DiZOFO", fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
+        device, dtype = method.search_device()
+        r = method.ratios(gamma, ts).to(device=device, dtype=dtype).clone().requires_grad_(True)
+        clip = None if self.tau is None else partial(torch.clamp, min=1 - self.tau, max=1 + self.tau)
+        last = method.learn(fresh, r, torch.optim.Adam([r], lr=self.lr), lambda v: v, 0.0, clip)
+        return r.detach().to("cpu", torch.float64) * (ts + GUARD), last
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # nothing lives across rounds
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        pass
+
+
+class ReleasedAdam:
+    """Skilteee/DiZO `DiZO.forward` + `dizo_trainer.dizo_iters`: gamma itself, from 0 (the first forward sits
+    at theta0), never re-initialised or clipped, one Adam (lr 0.1) across all rounds, loss + 1e-3 sum |gamma|."""
+
+    def __init__(self, lr: float | None) -> None:
+        self.lr = lr or 0.1
+        self.kept: tuple[torch.Tensor, torch.optim.Optimizer] | None = None  # gamma and its Adam, across rounds
+
+    def search(self, method: "DiZOFO", fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
+        device, dtype = method.search_device()
+        if self.kept is None:
+            g = torch.zeros(len(ts), device=device, dtype=dtype, requires_grad=True)
+            self.kept = g, torch.optim.Adam([g], lr=self.lr)
+        g, optimizer = self.kept
+        t = ts.to(device=device, dtype=dtype)
+        last = method.learn(fresh, g, optimizer, lambda v: v / (t + GUARD), L1_RELEASED)
+        return g.detach().to("cpu", torch.float64), last
+
+    def state_dict(self) -> dict[str, Any]:
+        """gamma and its Adam, which live across rounds (no record rebuilds Adam's moments)."""
+        if self.kept is None:
+            return {}
+        g, optimizer = self.kept
+        return {"gamma": g.detach().cpu(), "adam": optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        if "gamma" in state:
+            g = state["gamma"].to(device).requires_grad_(True)
+            optimizer = torch.optim.Adam([g], lr=self.lr)
+            optimizer.load_state_dict(state["adam"])
+            self.kept = g, optimizer
 
 
 @register_method("dizo-fo")
@@ -289,23 +386,27 @@ class DiZOFO(DiZO):
     """DiZO with the projection learned by Adam through backprop (the paper's DiZO-dagger): the search's
     memory is first-order (activations kept for backward), only for the projection iterations.
 
-    The released code (`DiZO.forward` + `dizo_trainer.dizo_iters`, `projection_rule=released`) learns
-    gamma itself: it starts at 0 (the first forward sits at theta0), is never re-initialised or
-    clipped, one Adam (lr 0.1) runs across all rounds, and the loss adds 1e-3 * sum |gamma|, a pull
-    towards theta0 in the ratio's units scaled by ||delta||. Our default (`ratio`) departs on purpose:
-    it learns the ratio itself, from 1 (the current weights) with re-init and clipping as the ZO search
-    does (`reinit`, `clip_range`), a fresh Adam at lr 1e-2 per round and no L1 term, so that a round can
-    only rescale delta within the clip range instead of pulling the first rounds back to theta0.
+    The released code (`projection_rule=released`, `ReleasedAdam`) learns gamma itself from 0, never
+    re-initialised or clipped, with one Adam (lr 0.1) across all rounds and 1e-3 * sum |gamma| added to the
+    loss: a pull towards theta0 in the ratio's units scaled by ||delta||. Our default (`ratio`, `RatioAdam`)
+    departs on purpose: it learns the ratio from 1 (the current weights) with DiZO's re-init and clipping,
+    a fresh Adam at lr 1e-2 per round and no L1 term, so that a round can only rescale delta within the
+    clip range instead of pulling the first rounds back to theta0.
     """
 
     Hparams = DiZOFOHparams
 
-    def __init__(self, hp: DiZOFOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
-        super().__init__(hp, model, schedule, seed)
-        self._released: tuple[torch.Tensor, torch.optim.Optimizer] | None = None  # gamma and its Adam, kept
+    @staticmethod
+    def search_rule(hp: DiZOFOHparams) -> RatioAdam | ReleasedAdam:
+        return ReleasedAdam(hp.projection_lr) if hp.projection_rule == "released" else RatioAdam(hp.projection_lr, hp.clip_range)
 
-    def _learn(self, fresh: Fresh, variable: torch.Tensor, optimizer: torch.optim.Optimizer,
-               ratios_of, penalty: float, clip=None) -> LossFn:
+    def search_device(self) -> tuple[torch.device, torch.dtype]:
+        """Where the search's variable lives: the weights' device, fp32 at least (fp16/bf16 models: fp32 ratios)."""
+        p = self.engine.params[0]
+        return p.device, torch.promote_types(p.dtype, torch.float32)
+
+    def learn(self, fresh: Fresh, variable: torch.Tensor, optimizer: torch.optim.Optimizer,
+              ratios_of, penalty: float, clip=None) -> LossFn:
         """`projection_iters` Adam steps on `variable` through the projected forward; returns the last batch."""
         frozen = [p for p in self.engine.params if p.requires_grad]
         for p in frozen:
@@ -326,40 +427,16 @@ class DiZOFO(DiZO):
         return loss_fn
 
     def search(self, step: int, fresh: Fresh, gamma: torch.Tensor, ts: torch.Tensor) -> tuple[torch.Tensor, LossFn]:
-        device = self.engine.params[0].device
-        dtype = torch.promote_types(self.engine.params[0].dtype, torch.float32)  # fp16/bf16 models: fp32 ratios
-        t = ts.to(device=device, dtype=dtype)
-        if self.hp.projection_rule == "released":
-            if self._released is None:
-                g = torch.zeros(len(ts), device=device, dtype=dtype, requires_grad=True)
-                self._released = g, torch.optim.Adam([g], lr=self.hp.projection_lr or 0.1)
-            g, optimizer = self._released
-            last = self._learn(fresh, g, optimizer, lambda v: v / (t + GUARD), L1_RELEASED)
-            return g.detach().to("cpu", torch.float64), last
-        tau = self.hp.clip_range
-        r = self.ratios(gamma, ts).to(device=device, dtype=dtype).clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([r], lr=self.hp.projection_lr or 1e-2)
-        last = self._learn(fresh, r, optimizer, lambda v: v, 0.0,
-                           None if tau is None else lambda v: v.clamp(1 - tau, 1 + tau))
-        return r.detach().to("cpu", torch.float64) * (ts + GUARD), last
+        return self.rule.search(self, fresh, gamma, ts)
 
     def projection_passes(self) -> int:
         return self.hp.projection_iters + 2
 
     def state_dict(self) -> dict[str, Any]:
-        """The released rule's gamma and Adam, which live across rounds (no record rebuilds Adam's moments)."""
-        if self._released is None:
-            return {}
-        g, optimizer = self._released
-        return {"gamma": g.detach().cpu(), "adam": optimizer.state_dict()}
+        return self.rule.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if "gamma" in state:
-            device = self.engine.params[0].device
-            g = state["gamma"].to(device).requires_grad_(True)
-            optimizer = torch.optim.Adam([g], lr=self.hp.projection_lr or 0.1)
-            optimizer.load_state_dict(state["adam"])
-            self._released = g, optimizer
+        self.rule.load_state_dict(state, self.search_device()[0])
 
 
 register_method("dizo-lora")(with_lora(DiZO, lr=1e-4, eps=1e-2))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from benchmark.core.settings import non_negative, param, positive
-from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, decays, host_copy, trainable
+from methods.base import Declared, Fresh, LossFn, Schedule, StepResult, copy_back, decays, host_copy, trainable
 from methods.lora import with_lora
 from methods.registry import register_method
 
@@ -20,11 +20,10 @@ class FTHparams:
 
 
 @register_method("ft")
-class FT:
+class FT(Declared, first_order=True, trains=True, projects=False, replays=False):
     """Updates every parameter with AdamW through backprop (paper: batch 8, lr 1e-5 or 5e-5)."""
 
     Hparams = FTHparams
-    first_order, trains, projects, replays = True, True, False, False
 
     def __init__(self, hp: FTHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp

@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.core import names
 from benchmark.core.settings import non_negative, one_of, param, positive
-from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
+from methods.base import Declared, Fresh, LossFn, Schedule, StepResult, decays, trainable
 from methods.lora import with_lora
 from methods.registry import register_method
 from methods.zo import ZOEngine, mix
@@ -34,12 +34,11 @@ class MeZOHparams:
 
 
 @register_method("mezo")
-class MeZO:
+class MeZO(Declared, first_order=False, trains=True, projects=False, replays=True):
     """Trains every trainable parameter, embeddings included (as the original MeZO does)."""
 
     Hparams = MeZOHparams
     record_keys: tuple[str, ...] = ("seed", "grad", "lr")  # what every step's record holds (the seed log checks it)
-    first_order, trains, projects, replays = False, True, False, True  # dropout off: both forwards see one network
 
     def __init__(self, hp: MeZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp

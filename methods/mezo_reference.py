@@ -10,14 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.base import Fresh, LossFn, Schedule, StepResult, decays, trainable
+from methods.base import Declared, Fresh, LossFn, Schedule, StepResult, decays, trainable
 from methods.mezo import MeZOHparams
 from methods.zo import mix
 
 
-class ReferenceMeZO:
+class ReferenceMeZO(Declared, first_order=False, trains=True, projects=False, replays=False):
     Hparams = MeZOHparams
-    first_order, trains, projects, replays = False, True, False, False
 
     def __init__(self, hp: MeZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp, self.schedule, self.seed = hp, schedule, seed

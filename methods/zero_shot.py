@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from methods.base import Fresh, LossFn, Schedule, StepResult
+from methods.base import Declared, Fresh, LossFn, Schedule, StepResult
 from methods.registry import register_method
 
 
@@ -16,11 +16,10 @@ class NoHparams:
 
 
 @register_method("zero-shot")
-class ZeroShot:
+class ZeroShot(Declared, first_order=False, trains=False, projects=False, replays=False):
     """Scores dev and test with the pre-trained weights; its runs train no step (`steps=0` is recorded)."""
 
     Hparams = NoHparams
-    first_order, trains, projects, replays = False, False, False, False
 
     def __init__(self, hp: NoHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         pass

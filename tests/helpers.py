@@ -20,7 +20,7 @@ from torch import nn
 
 from benchmark.core.settings import apply_overrides, validate
 from benchmark.models import LoadedModel, load_model
-from benchmark.runner import batch_indices
+from benchmark.loop import batch_indices
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
 from tasks.base import Example, Pools, Sizes, Task, Template

@@ -30,6 +30,27 @@ def test_every_registered_method_declares_its_contract(name):
     assert cls.projects == ("projection_interval" in fields) == callable(getattr(cls, "project", None)), name
 
 
+def test_a_method_that_leaves_a_flag_undeclared_or_names_no_flag_is_refused_where_it_is_defined():
+    from methods.base import Declared
+
+    with pytest.raises(TypeError, match="declares no projects, replays"):
+        type("Half", (Declared,), {}, first_order=False, trains=True)
+    with pytest.raises(TypeError, match="replay is not a contract flag"):
+        type("Typo", (Declared,), {}, first_order=False, trains=True, projects=False, replay=True)
+    child = type("Child", (METHODS.get("mezo"),), {}, projects=True)  # inherits the rest
+    assert (child.first_order, child.trains, child.projects, child.replays) == (False, True, True, True)
+
+
+@pytest.mark.parametrize("name", ["dizo-fo", "dizo-fo-lora"])
+def test_dizo_fo_takes_only_the_settings_it_uses(name):
+    """Its Adam search has no eps_p or eta_p: setting them is an error, not a silent no-op."""
+    fields = {f.name for f in dataclasses.fields(METHODS.get(name).Hparams)}
+    assert {"projection_lr", "projection_rule", "clip_range", "reinit"} <= fields
+    for unused in ("projection_eps", "projection_step_size"):
+        with pytest.raises(BenchmarkError, match=f"unknown setting '{unused}'"):
+            apply_overrides([METHODS.get(name).Hparams()], {unused: "0.1"})
+
+
 def test_every_trained_method_has_toy_settings():
     assert set(TRAINED) == set(SETTINGS), "add the new method's toy learning rate to tests/helpers.py SETTINGS"
 
@@ -100,7 +121,8 @@ def test_dizo_without_projection_is_mezo_exactly():
 @pytest.mark.parametrize("tau", ["0.2", "0.05"])
 def test_projection_keeps_every_ratio_inside_the_clip_range(method, tau):
     loaded = tiny("opt")
-    trainer = make(method, loaded.model, clip_range=tau, projection_interval="1000", projection_step_size="50")
+    strong = {"dizo": {"projection_step_size": "50"}, "dizo-fo": {"projection_lr": "1"}}[method]  # push on the bounds
+    trainer = make(method, loaded.model, clip_range=tau, projection_interval="1000", **strong)
     loop = Loop(loaded)
     loop.run(trainer, 10)
     before = trainer.norms()

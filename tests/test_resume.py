@@ -5,17 +5,20 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from benchmark import checkpoint, runner, seedlog
+from benchmark import checkpoint, loop, seedlog
 from benchmark.core.errors import BenchmarkError
-from benchmark.runner import build_method, build_run, replay_log, sample, train
+from benchmark.loop import build_method, replay_log, train
+from benchmark.runner import build_run, sample
 from methods.registry import METHODS
 from tests.golden import fingerprint
 from tests.helpers import BENCH, CPU, ROWS, SETTINGS, TRAINED, bench, params_of, task_file, tiny, write_rows
@@ -89,13 +92,13 @@ def dev_peaking_at_step_10(monkeypatch) -> None:
     tested weights are a mid-run checkpoint's on any CPU. The real dev (16 toy examples) moves by single
     examples, and where it peaks turns on the kernels' last bits (HiZOO on a 2-core AMD EPYC: never above
     step 0's; on a Xeon, above it)."""
-    real, dev = runner.evaluate, iter([0.5, 0.6, 0.9, 0.7, 0.6])
+    real, dev = loop.evaluate, iter([0.5, 0.6, 0.9, 0.7, 0.6])
 
     def evaluate(*args, **kwargs) -> dict[str, float]:
         scores = real(*args, **kwargs)
         return {**scores, "score": next(dev, scores["score"])}  # dev five times, then test
 
-    monkeypatch.setattr(runner, "evaluate", evaluate)
+    monkeypatch.setattr(loop, "evaluate", evaluate)
 
 
 @pytest.mark.parametrize("method", [m for m in TRAINED if METHODS.get(m).replays])
@@ -247,8 +250,10 @@ def cli_run(method: str, out, *extra: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def kill_after_checkpoint(method: str, root, at_least: int, task: str = "rt-polarity") -> tuple[str, int]:
-    """Start the run, kill -9 it once its checkpoint is at step `at_least` or later; (run id, that step)."""
+def kill_after_checkpoint(method: str, root, at_least: int, task: str = "rt-polarity",
+                          while_alive: Callable[[str], None] | None = None) -> tuple[str, int]:
+    """Start the run, kill -9 it once its checkpoint is at step `at_least` or later; (run id, that step).
+    `while_alive(run_id)` runs first, with the run's process stopped (SIGSTOP): alive, holding what it holds."""
     proc = subprocess.Popen([*BENCH, "run", method, task, *RUN, *CLI_SETTINGS[method]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
@@ -260,12 +265,15 @@ def kill_after_checkpoint(method: str, root, at_least: int, task: str = "rt-pola
                     step = torch.load(path, weights_only=True)["progress"]["step"]
                 except Exception:  # mid-replace: the next look sees it
                     pass
+        proc.send_signal(signal.SIGSTOP)
+        assert 0 < step < 160, f"never caught a checkpoint mid-run (step {step})"
+        run_id, = os.listdir(root / "checkpoints")
+        if while_alive is not None:
+            while_alive(run_id)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
         proc.kill()
-    assert 0 < step < 160, f"never caught a checkpoint mid-run (step {step})"
-    run_id, = os.listdir(root / "checkpoints")
     return run_id, step
 
 
@@ -341,7 +349,12 @@ def one_error_line(proc) -> str:
 def test_mismatched_resumes_and_replays_fail_in_one_line(store):
     from mlflow import MlflowClient
 
-    run_id, step = kill_after_checkpoint("mezo", store, at_least=20)
+    def refused_while_alive(run_id: str) -> None:  # its process holds the run's lock: no second writer
+        alive = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)
+        assert f"--resume {run_id}: the run is still going (process {socket.gethostname()}:" in one_error_line(alive)
+
+    run_id, step = kill_after_checkpoint("mezo", store, at_least=20, while_alive=refused_while_alive)
+    # dead, it holds nothing: each refusal below comes from checks made after the lock was taken
     state = store / "checkpoints" / run_id / checkpoint.STATE
     before = state.read_bytes()
     other_model = bench("run", "mezo", "rt-polarity", *RUN, *CLI_SETTINGS["mezo"], "--model", "tiny-random-opt",

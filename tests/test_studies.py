@@ -6,7 +6,9 @@ import dataclasses
 import os
 import shlex
 import signal
+import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -96,8 +98,9 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
             continue
         trials = [t for ts in trials_by_study(store).values() for t in ts]
         states = collections.Counter(t.state.name for t in trials)
-        if states["COMPLETE"] >= 2 and states["RUNNING"] == 1:
-            proc.send_signal(signal.SIGKILL)
+        claimed = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+        if states["COMPLETE"] >= 2 and states["RUNNING"] == 1 and claimed:  # taken and stamped (a kill
+            proc.send_signal(signal.SIGKILL)                                 # in between: the next test)
             proc.wait()
             killed_at = next(t.number for t in trials if t.state.name == "RUNNING")
             break
@@ -110,6 +113,63 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
     went_on(stale[0], trials, "table5")
     doctor = bench("doctor", "table5", "--storage", str(store))
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
+
+
+# `benchmark study` whose process kills itself (kill -9) the moment MLflow has created its first trial's run:
+# the trial is RUNNING and claimed, and has not recorded the run's id
+DIE_AFTER_RUN_CREATED = """
+import os, signal, sys
+from benchmark import tracking
+from benchmark.cli import main
+start = tracking.start_run
+def start_then_die(*args, **kwargs):
+    start(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+tracking.start_run = start_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_created_by_a_trial_killed_before_recording_it_is_ended_on_resume(store):
+    died = subprocess.run([sys.executable, "-c", DIE_AFTER_RUN_CREATED, "study", "table13", "--preset", "smoke",
+                           "--storage", str(store)], capture_output=True, text=True, env=dict(os.environ))
+    assert died.returncode == -signal.SIGKILL, died.stderr[-3000:]
+    (orphan,) = [r for r in mlflow_runs("table13") if "trial" in r.data.tags]
+    ((name, running),) = [(n, t) for n, ts in trials_by_study(store).items() for t in ts if t.state.name == "RUNNING"]
+    assert orphan.info.status == "RUNNING" and "mlflow_run_id" not in running.user_attrs
+    assert (orphan.data.tags["study"], orphan.data.tags["trial"]) == (name, str(running.number))
+    resumed = bench("study", "table13", "--preset", "smoke", "--storage", str(store))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = assert_every_point_complete_once(EXPERIMENTS.get("table13"), "smoke", store)
+    (stale,) = [t for t in trials[name] if t.state.name == "FAIL"]
+    assert stale.number == running.number and stale.user_attrs["reason"] == "stale"
+    from mlflow import MlflowClient
+
+    ended = MlflowClient().get_run(orphan.info.run_id)
+    assert ended.info.status == "KILLED" and ended.data.tags["reason"] == "stale"
+    doctor = bench("doctor", "table13", "--storage", str(store))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+
+
+def test_a_taken_trial_never_stamped_by_its_worker_is_dead_after_the_grace():
+    """A worker killed between taking a trial and `claim`'s write leaves no pid to look up: the trial is
+    presumed dead once CLAIM_GRACE_S has passed since it started, and not before."""
+    import optuna
+
+    from benchmark.study import liveness
+    from benchmark.study.optuna_private import pop_waiting_trial
+
+    study = optuna.create_study()
+    study.enqueue_trial({"lr": 1e-3})
+    pop_waiting_trial(study)
+    (taken,) = study.get_trials(deepcopy=False)
+    began = taken.datetime_start.timestamp()
+    assert not liveness._dead(taken, "here", began + liveness.CLAIM_GRACE_S - 1)
+    assert liveness._dead(taken, "here", began + liveness.CLAIM_GRACE_S + 1)
+    liveness.claim(study, taken)
+    (claimed,) = study.get_trials(deepcopy=False)
+    assert not liveness._dead(claimed, socket.gethostname(), began + 10 * liveness.STALE_S)  # its pid (ours) lives
 
 
 @pytest.mark.slow

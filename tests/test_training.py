@@ -6,7 +6,8 @@ import torch
 
 from benchmark.core import names
 from benchmark.models import load_model
-from benchmark.runner import Diverged, batch_indices, build_run, sample, train
+from benchmark.loop import Diverged, batch_indices, train
+from benchmark.runner import build_run, sample
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.hizoo import HiZOO
 from methods.registry import METHODS

@@ -11,7 +11,8 @@ from benchmark.core import names
 from benchmark.core.errors import BenchmarkError, first_line
 from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
-from benchmark.runner import Stopped, build_run, failure_reason, run, sample
+from benchmark.loop import Stopped
+from benchmark.runner import build_run, failure_reason, run, sample
 from benchmark.study.liveness import RESUME, Heartbeat, requeue
 from benchmark.study.optuna_private import enqueued_point
 from benchmark.study.storage import FINAL, existing_study, load

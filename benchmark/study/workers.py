@@ -14,6 +14,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
 from benchmark.study.finals import budget_left, enqueue_finals, tally
+from benchmark.study.liveness import claim
 from benchmark.study.optuna_private import pop_waiting_trial
 from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
 from benchmark.study.trials import PARENT, enqueue_tuned, grid_point, run_trial, suggested_point
@@ -22,9 +23,8 @@ from methods.registry import METHODS
 
 def next_trial(study: Any, free: bool) -> Any | None:
     """A grid's next enqueued trial, or a free search's next sampled one while its budget lasts."""
-    if free:
-        return study.ask() if budget_left(study) else None
-    return pop_waiting_trial(study)
+    trial = (study.ask() if budget_left(study) else None) if free else pop_waiting_trial(study)
+    return None if trial is None else claim(study, trial)
 
 
 class Progress:
