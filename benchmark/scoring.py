@@ -11,11 +11,13 @@ its first sub-token, read at the mask, and the LM head runs at the mask position
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:  # a model in hand means transformers is loaded; the CLI checks arguments without it
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from benchmark.core.errors import BenchmarkError
 from tasks.base import Example
@@ -245,6 +247,8 @@ def accuracy(model: PreTrainedModel, encoder: Encoder, examples: list[Example], 
 def generate(model: PreTrainedModel, encoder: Encoder, examples: list[Example], batch_size: int,
              max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
     """Greedy answers, cut at the first newline, in the order of `examples`."""
+    from transformers import GenerationConfig
+
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=encoder.stop_ids(),
                               pad_token_id=encoder.pad_id)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].prompt))

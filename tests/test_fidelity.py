@@ -8,6 +8,7 @@ the default generator, philox, is held to Triton's and its fused kernels to plai
 comparison and asserts that it does NOT match: a test that cannot tell the rules apart proves nothing.
 """
 import copy
+import math
 
 import pytest
 import torch
@@ -350,3 +351,122 @@ def test_displacement_probe_prints_one_line_per_scenario_and_rule():
     before = [float(line.split("held-out loss ")[1].split(" -> ")[0]) for line in lines]
     assert before[0] == before[1] and before[2] == before[3]  # each rule starts from the same weights
     assert before[2] != before[0]  # the displacement moved the model
+
+
+# ------------------------------------------------------------------------------------- ZO-Bench
+# ZO-Bench/ZO-LLM `zo-bench/trainer.py`: `zo_step` (two_side, q = 1) and `zo_conserv_step`, then the optimizer
+# the trainer steps: torch SGD and Adam as it builds them, and transformers 4.28's `AdamW` (`adamw_hf`), the
+# optimizer the released zo_sign_opt and zo_conserv sweeps ran (methods/zo_bench.py says why).
+
+ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS = 10, 11, 0.05, 1e-3
+BETAS, ADAM_EPS = (0.9, 0.999), 1e-3  # a large eps: where it sits (torch Adam vs adamw_hf) shows in the weights
+
+
+def no_decay(name: str) -> bool:
+    """The HF Trainer's no-decay group, as the Small model names it: biases and LayerNorm weights."""
+    return "bias" in name or "norm" in name
+
+
+class Optimizer:
+    """One `optimizer.step()` over every parameter, its gradient `scale * z`, with the optimizer's state."""
+
+    def __init__(self, kind: str, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+        self.kind, self.momentum, self.weight_decay = kind, momentum, weight_decay
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.t = 0
+
+    def step(self, theta: dict, z: dict, scale: float) -> None:
+        self.t += 1
+        b1, b2 = BETAS
+        for n in theta:
+            grad, s = scale * z[n], self.state.setdefault(n, {})
+            if self.kind == "sgd":  # torch.optim.SGD(lr, momentum)
+                if self.momentum:
+                    s["buf"] = grad if "buf" not in s else self.momentum * s["buf"] + grad
+                    grad = s["buf"]
+                theta[n] = theta[n] - ZB_LR * grad
+                continue
+            if self.kind == "adam" and self.weight_decay:  # torch.optim.Adam: coupled decay
+                grad = grad + self.weight_decay * theta[n]
+            s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * grad
+            s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * grad * grad
+            bc1, bc2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+            if self.kind == "adam":  # m / bc1 over sqrt(v / bc2) + eps
+                theta[n] = theta[n] - ZB_LR * (s["m"] / bc1) / (torch.sqrt(s["v"] / bc2) + ADAM_EPS)
+            else:  # adamw_hf: eps on sqrt(v), the corrections in the step size, decay after
+                theta[n] = theta[n] - ZB_LR * math.sqrt(bc2) / bc1 * s["m"] / (torch.sqrt(s["v"]) + ADAM_EPS)
+                if self.weight_decay and not no_decay(n):
+                    theta[n] = theta[n] - ZB_LR * self.weight_decay * theta[n]
+
+
+def released(model: Small, optimizer: Optimizer, sign: bool = False, conserve: bool = False) -> dict:
+    """`zo_step` (or `zo_conserv_step`) then the optimizer, ZB_STEPS times, from the model's weights."""
+    names, theta, loss_at = functional(model)
+    for step in range(ZB_STEPS):
+        z = seeded_z(theta, ZB_SEED, step)
+        loss0 = loss_at(theta)
+        loss1 = loss_at({n: theta[n] + z[n] * ZB_EPS for n in names})
+        loss2 = loss_at({n: theta[n] - z[n] * ZB_EPS for n in names})
+        projected_grad = (loss1 - loss2) / (2 * ZB_EPS)
+        if not conserve:
+            optimizer.step(theta, z, float(torch.sign(torch.tensor(projected_grad))) if sign else projected_grad)
+            continue
+        optimizer.step(theta, z, projected_grad)  # update_params()
+        loss1 = loss_at(theta)
+        optimizer.step(theta, z, -2.0 * projected_grad)  # update_params(sign=-2.0)
+        loss2 = loss_at(theta)
+        if loss1 > loss0:
+            if loss0 < loss2:
+                optimizer.step(theta, z, projected_grad)
+        elif loss1 < loss2:
+            optimizer.step(theta, z, 2.0 * projected_grad)
+    return theta
+
+
+def ours(method: str, **sets: str) -> dict:
+    model = Small()
+    trainer = make(method, model, seed=ZB_SEED, lr=str(ZB_LR), eps=str(ZB_EPS), generator="torch-normal", **sets)
+    for step in range(ZB_STEPS):
+        trainer.step(step, model)
+    return dict(model.named_parameters())
+
+
+def matches(mine: dict, theirs: dict) -> bool:
+    start = dict(Small().named_parameters())
+    assert all(not torch.allclose(theirs[n], start[n]) for n in theirs)  # every parameter moved
+    return all(torch.allclose(p.detach(), theirs[n], rtol=1e-8, atol=1e-9) for n, p in mine.items())
+
+
+ADAM_SETS = {"adam_eps": str(ADAM_EPS)}
+CASES = {  # method: (its default, and a rule that is not it), each as (our settings, the transcription's optimizer)
+    "zo-sgd-sign": (({**ADAM_SETS, "weight_decay": "0.1"}, Optimizer("adamw-hf", weight_decay=0.1)),
+                    ({**ADAM_SETS, "optimizer": "adam", "weight_decay": "0.1"}, Optimizer("adamw-hf", weight_decay=0.1))),
+    "zo-sgd-mmt": (({}, Optimizer("sgd", momentum=0.9)), ({"momentum": "0.5"}, Optimizer("sgd", momentum=0.9))),
+    "zo-adam": ((ADAM_SETS, Optimizer("adam")), ({**ADAM_SETS, "beta1": "0.5"}, Optimizer("adam"))),
+    "zo-sgd-cons": (({**ADAM_SETS, "weight_decay": "0.1"}, Optimizer("adamw-hf", weight_decay=0.1)),
+                    ({**ADAM_SETS, "optimizer": "sgd"}, Optimizer("adamw-hf"))),
+}
+
+
+@pytest.mark.parametrize("method", CASES)
+def test_each_default_is_the_released_step_and_another_rule_is_not(method):
+    (sets, optimizer), (other_sets, other_optimizer) = CASES[method]
+    kind = {"sign": "zo-sgd-sign" == method, "conserve": "zo-sgd-cons" == method}
+    assert matches(ours(method, **sets), released(Small(), optimizer, **kind))
+    assert not matches(ours(method, **other_sets), released(Small(), other_optimizer, **kind))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_switches_are_the_optimizers_they_name(optimizer):
+    """`optimizer=sgd` is the paper's sign-SGD (and conservative SGD), `adam` torch's Adam."""
+    sets = {"optimizer": optimizer, **ADAM_SETS, **({"momentum": "0.9"} if optimizer == "sgd" else {})}
+    transcribed = Optimizer(optimizer, momentum=0.9)
+    assert matches(ours("zo-sgd-sign", **sets), released(Small(), transcribed, sign=True))
+    transcribed = Optimizer(optimizer, momentum=0.9)
+    assert matches(ours("zo-sgd-cons", **sets), released(Small(), transcribed, conserve=True))
+
+
+def test_zo_bench_plain_zo_sgd_is_our_mezo():
+    """`trainer=zo_sgd`, momentum 0: torch SGD on g z is MeZO's step without weight decay."""
+    assert matches(ours("mezo"), released(Small(), Optimizer("sgd")))
+    assert not matches(ours("mezo", weight_decay="0.1"), released(Small(), Optimizer("sgd")))
