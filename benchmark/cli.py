@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -28,8 +29,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     cfg, hp = build_run(args.method, args.task, parse_set_args(args.set), model=args.model, steps=args.steps,
                         seed=args.seed, device=args.device, dtype=args.dtype, experiment=args.experiment)
     with Interrupt() as interrupt:  # Ctrl-C ends the run between steps: KILLED, reason interrupted
-        r = run(cfg, hp, progress=not args.quiet, on_metrics=lambda metrics, step: interrupt.check(),
+        r = run(cfg, hp, progress=not (args.quiet or args.json), on_metrics=lambda metrics, step: interrupt.check(),
                 resume=args.resume, save_to=args.save)
+    if args.json:
+        print(json.dumps({"method": cfg.method, "task": cfg.task, "model": cfg.model, "seed": cfg.seed,
+                          "run_id": r.run_id, **r.summary_metrics()}))
+        return
     print(f"{cfg.method} {cfg.task} {cfg.model} seed={cfg.seed}: dev {r.dev_best:.4f} (step {r.best_step}) "
           f"test {r.test:.4f} | {r.steps_per_s:.2f} steps/s | peak {r.peak_memory_gb:.2f} GB | "
           f"{r.forward_passes} forwards | run {r.run_id}")
@@ -40,10 +45,15 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
     r = replay(args.source, args.out)
     head, end = r.log.header, r.log.end
-    print(f"replayed {r.steps} steps of {head['method']} {head['config']['task']} {head['model']} "
+    if args.json:
+        print(json.dumps({"method": head["method"], "model": head["model"], "steps": r.steps, "seconds": r.seconds,
+                          "best_step": end["best_step"], "test": r.test, "logged_test": end["test"],
+                          "out": str(r.out) if r.out else None}))
+    else:
+        print(f"replayed {r.steps} steps of {head['method']} {head['config']['task']} {head['model']} "
           f"({head['dtype']}, {head['device']}) in {r.seconds:.1f} s; best step {end['best_step']}: test {r.test:.4f}, "
           f"logged {end['test']:.4f}{'' if r.test == end['test'] else ' (DIFFERENT)'}"
-          f"{f'; weights in {r.out}' if r.out else ''}")
+              f"{f'; weights in {r.out}' if r.out else ''}")
     if r.test != end["test"]:
         raise BenchmarkError("the replayed test score differs from the run's: not the same device, dtype or code?")
 
@@ -128,12 +138,12 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_perf(args: argparse.Namespace) -> None:
     if args.directions:
-        from benchmark import perf_directions
+        from benchmark.measurements import perf_directions
         from benchmark.models import resolve_device
 
         perf_directions.main(resolve_device(args.device))
         return
-    from benchmark.perf import default_methods, main
+    from benchmark.measurements.perf import default_methods, main
 
     args.methods = args.methods or default_methods()
     main(args)
@@ -159,11 +169,13 @@ def parser() -> argparse.ArgumentParser:
                    help="continue this MLflow run from its last checkpoint (the same command, plus this flag)")
     r.add_argument("--save", default=None, metavar="DIR", help="save the tested weights (best on dev) here: "
                    "save_pretrained layout; LoRA runs their adapter the peft way")
+    r.add_argument("--json", action="store_true", help="print the result as one JSON object (no progress bar)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("replay", help="rebuild a ZO run's tested weights from its seed log; score test again")
     rp.add_argument("source", help="an MLflow run id, or a seed_log.jsonl file")
     rp.add_argument("--out", default=None, help="save the weights here (save_pretrained layout; LoRA: the adapter)")
+    rp.add_argument("--json", action="store_true", help="print the result as one JSON object")
     rp.set_defaults(func=cmd_replay)
 
     ls = sub.add_parser("list", help="registered methods, tasks or models")

@@ -24,8 +24,8 @@ from benchmark.config import RunConfig
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import validate
 from benchmark.core.store import client, tracking_uri
-from benchmark.models import load_model, resolve_device, resolve_precision
 from benchmark.loop import build_method, encoder_for, replay_log, scorer
+from benchmark.models import load_model, resolve_device, resolve_precision
 from benchmark.runner import sample
 from methods.registry import METHODS
 

@@ -21,6 +21,7 @@ from reports import convergence
 from reports.stats import Interval, all_of, correlation, interval, paired, verdict
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
+PILOT_EXPERIMENT = "claims-pilot"  # the pilot's study, whose record sits beside the claims study's
 MEZO, DIZO, FT, ZERO_SHOT, HIZOO = names.BASELINE_ROW, names.DIZO_ROW, "FT", "Zero-shot", "HiZOO"
 NO_REINIT, NO_CLIP, PILOT = "DiZO no re-init", "DiZO no clipping", "MeZO pilot"
 FLAT = 0.01  # the pilot flattens where the moving mean of 3 evaluations never again gains more than this
@@ -48,7 +49,8 @@ class Runs:
 
 def load(folder: Path, preset: str | None = None) -> tuple[Runs, str]:
     """The records under `folder` (an experiment's), for `preset` (default: the one with most records)."""
-    found = records.read(folder)
+    pilots = folder.parent / PILOT_EXPERIMENT  # the pilot is a study of its own (an older pilot sits in `folder`)
+    found = records.read(folder) + (records.read(pilots) if pilots.is_dir() else [])
     if not found:
         raise BenchmarkError(f"no run records under {folder}; run `benchmark study claims` first")
     presets = [r["tags"]["preset"] for r in found]

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from benchmark.core.settings import apply_overrides, validate
-from benchmark.models import LoadedModel, load_model
 from benchmark.loop import batch_indices
+from benchmark.models import LoadedModel, load_model
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.registry import METHODS
 from tasks.base import Example, Pools, Sizes, Task, Template

@@ -146,6 +146,32 @@ def test_the_report_renders_from_committed_records_without_an_mlflow_store(commi
     assert not store.parent.exists()  # no store was created to read from
 
 
+def test_the_claims_figures_draw_the_records_means(committed, tmp_path, monkeypatch):
+    """What the dev-curve figure shows: per row, the mean over its seeds at each evaluation (n in the label),
+    zero-shot's dev as a line; the steps-to-target figure, each seed's MeZO and DiZO step."""
+    from reports import claims_figures
+
+    drawn = {}
+
+    def keep(fig, folder, name):  # instead of writing the files: the figure as drawn
+        drawn[name] = fig
+        return []
+
+    monkeypatch.setattr(claims_figures, "_save", keep)
+    runs, _ = claims.load(committed / "claims", "offline")
+    claims_figures.write_figures(runs, tmp_path)
+    curves = {ln.get_label(): (list(ln.get_xdata()), list(ln.get_ydata())) for ln in drawn["claims_dev_curves"].axes[0].get_lines()}
+    jitter = [0.0, 0.004, -0.003, 0.002, -0.001]
+    steps = [s for s, _ in curve(500, 0.8)]
+    mezo = [sum(dict(map(tuple, curve(500, 0.80 + j)))[s] for j in jitter) / 5 for s in steps]
+    assert curves["MeZO (n=5)"][0] == steps and curves["MeZO (n=5)"][1] == pytest.approx(mezo, abs=1e-12)
+    assert set(curves) >= {"MeZO (n=5)", "DiZO (n=5)", "FT (n=3)", "DiZO no re-init (n=3)", "zero-shot"}
+    assert curves["zero-shot"][1] == [0.56, 0.56]
+    pairs = [ln.get_ydata() for ln in drawn["claims_steps_to_target"].axes[0].get_lines() if len(ln.get_xdata()) == 2
+             and list(ln.get_xdata()) == [0, 1]]
+    assert [list(map(float, p)) for p in pairs] == [[500.0, 300.0]] * 5  # every seed: MeZO at 500, DiZO at 300
+
+
 def test_c1_counts_a_target_never_reached_one_evaluation_past_the_end():
     mezo = record("MeZO", 0, 0.8, curve(500, 0.80), 0.6, 1.4)
     never = record("DiZO", 0, 0.7, curve(300, 0.70), 0.6, 1.4)
@@ -244,19 +270,25 @@ def test_mezo_and_dizo_with_one_seed_take_the_same_steps_until_the_first_project
     assert runs["mezo"][5:] != runs["dizo"][5:]  # the projection moved the weights and drew its own batches
 
 
-def test_the_pilot_recipe_leaves_the_record_the_report_reads_its_step_count_from(tmp_path, monkeypatch):
-    import benchmark.pilot as pilot
+def test_the_pilot_is_a_study_whose_record_the_report_reads_its_step_count_from(committed, tmp_path, monkeypatch):
+    """`benchmark study claims-pilot`: a trial like any other (its own study and trial tags), recorded beside
+    the claims study's records, where `claims.load` finds it as the pilot."""
+    from benchmark.experiments.registry import EXPERIMENTS
+    from benchmark.study.run import study
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("BENCHMARK_RECORDS", str(tmp_path / "records"))
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(committed))
     monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(tmp_path / "checkpoints"))
-    monkeypatch.setattr(pilot, "MODEL", "tiny-random-llama")
-    monkeypatch.setattr(pilot, "PILOT_STEPS", 100)  # evaluations at 50 and 100
-    monkeypatch.setattr(pilot, "OFFLINE_SETS", {**pilot.OFFLINE_SETS, "num_dev": "16", "num_test": "16"})
-    pilot.main()
-    (rec,) = records.read(tmp_path / "records" / "claims")
-    assert rec["tags"]["row"] == claims.PILOT and rec["params"]["steps"] == "100" and rec["params"]["lr"] == "3e-05"
-    assert [s for s, _ in rec["curves"][names.DEV_SCORE]] == [0, 50, 100]
+    study(EXPERIMENTS.get("claims-pilot"), "smoke", str(tmp_path / "pilot.journal"))
+    (rec,) = records.read(committed / claims.PILOT_EXPERIMENT)
+    assert rec["tags"]["row"] == claims.PILOT and rec["params"]["lr"] == "3e-05" and rec["params"]["batch_size"] == "16"
+    assert rec["tags"]["study"] == "claims-pilot/smoke/tiny-random-llama/rt-polarity/MeZO pilot"
+    assert rec["tags"]["trial"] == "0" and rec["params"]["steps"] == "4"
+    assert [s for s, _ in rec["curves"][names.DEV_SCORE]] == [0, 2, 4]
+    monkeypatch.setattr(records, "read", lambda folder, real=records.read: [
+        {**r, "tags": {**r["tags"], "preset": "offline"}} for r in real(folder)])  # the smoke pilot, as offline's
+    runs, _ = claims.load(committed / "claims", "offline")
+    assert runs.pilot["run_id"] == rec["run_id"]
 
 
 def test_c5_without_perf_measurements_is_inconclusive_and_says_how_to_measure():

@@ -1,4 +1,5 @@
 """The CLI as a user meets it: one clear error line before any work, and a real run into MLflow."""
+import json
 import os
 import signal
 import subprocess
@@ -78,10 +79,10 @@ def test_list_shows_registered_names(tmp_path):
 
 def test_run_records_the_mlflow_contract(tmp_path):
     proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "4", "--seed", "3",
-                 "--experiment", "cli-test", "--quiet", "--set", "num_train=16", "num_dev=8", "num_test=8",
+                 "--experiment", "cli-test", "--json", "--set", "num_train=16", "num_dev=8", "num_test=8",
                  "--set", "eval_every=2", "--set", "batch_size=4")
     assert proc.returncode == 0, proc.stderr
-    assert "mezo rt-polarity tiny-random-llama seed=3: dev" in proc.stdout
+    result = json.loads(proc.stdout)  # --json: one object, what scripts read (benchmark/measurements/)
 
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -102,6 +103,8 @@ def test_run_records_the_mlflow_contract(tmp_path):
                 "mem/allocated_gb"]:
         assert key in metrics, key
     assert metrics["perf/forward_passes"] == 8
+    assert result["run_id"] == run.info.run_id and (result["method"], result["seed"]) == ("mezo", 3)
+    assert all(result[k] == metrics[k] for k in ("dev/best_score", "test/score", "perf/forward_passes"))
     history = MlflowClient().get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     dev_steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "eval/dev_score")]

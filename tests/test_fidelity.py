@@ -342,7 +342,7 @@ def test_hizoo_at_table7_smoothing_reports_a_still_hessian():
 
 
 def test_displacement_probe_prints_one_line_per_scenario_and_rule():
-    from benchmark.displacement import main
+    from benchmark.measurements.displacement import main
 
     lines = main(["--model", "tiny-random-llama", "--mezo-steps", "3", "--lr", "1e-3", "--num-dev", "32",
                   "--batch-size", "4", "--displacement", "5"])

@@ -22,6 +22,33 @@ def store(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """Every figure the reports save, by name, as drawn: its axes hold the data a reader sees."""
+    from reports import figures
+
+    captured, real = {}, figures._save
+
+    def save(fig, folder, name):
+        captured[name] = fig
+        return real(fig, folder, name)
+
+    monkeypatch.setattr(figures, "_save", save)
+    return captured
+
+
+def lines(fig, panel: int = 0) -> dict[str, tuple[list, list]]:
+    """label -> (x, y) of the panel's labelled lines."""
+    ax = fig.axes[panel]
+    return {ln.get_label(): (list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.get_lines()
+            if not ln.get_label().startswith("_")}
+
+
+def bars(fig, panel: int, label: str) -> list[float]:
+    """The heights of the panel's bars drawn under `label`."""
+    return [patch.get_height() for c in fig.axes[panel].containers if c.get_label() == label for patch in c]
+
+
 def log_runs(experiment: str, runs: list[dict]) -> list[str]:
     """Log each run (tags, seed, test score, optional summary metrics and per-step histories) in one batch."""
     import os
@@ -151,7 +178,7 @@ def test_paper_rows_of_tables_8_9_and_c2_line_up_with_ours():
     assert [t9.header(c) for c in t9.columns] == ["SST-2 test", "SST-2 GPU hours %"]
 
 
-def test_figures_index_and_provenance(store):
+def test_figures_index_and_provenance(store, drawn):
     import optuna
 
     dizo = trained("DiZO", "sst2", [0.5, 0.7, 0.8, 0.8, 0.81], 1.6, loss=0.002)
@@ -177,6 +204,17 @@ def test_figures_index_and_provenance(store):
             path = folder / f"{name}{suffix}"
             assert path.is_file() and path.stat().st_size > 5_000, path
     assert not (folder / "figure5_ablation.png").exists()  # table4 has no ablation rows
+    # what is drawn: DiZO's logged share of ratios on a bound, the rows' loss curves, MeZO's bars at 100 %
+    assert lines(drawn["figure2_ratio_at_bound"]) == {
+        "DiZO": (list(range(49, 400, 50)), [0.25 * (s // 50 % 3) for s in range(49, 400, 50)])}
+    loss = lines(drawn["figure2_loss"])
+    assert set(loss) == {"MeZO", "DiZO"} and loss["MeZO"][0] == list(range(1, 401))
+    assert loss["DiZO"][1][0] == pytest.approx(0.7 - 0.002) and loss["DiZO"][1][-1] < loss["MeZO"][1][-1]
+    for panel in range(3):
+        assert bars(drawn["figure4_convergence"], panel, "MeZO") == [100.0]
+        assert 0 < bars(drawn["figure4_convergence"], panel, "DiZO")[0] <= 100.0
+    drift = lines(drawn["figure1_drift"])  # FT's distance per layer at the last logged step, per role
+    assert drift["Q (step 400)"] == ([0, 1], [0.01 * 400 * 1, 0.01 * 400 * 2])
     page = (folder / "report.md").read_text()
     for link in ("(table.md)", "(table.tex)", "(compare.md)", "(figure4_convergence.png)", "(figure4_convergence.pdf)",
                  "(optuna/table4_paper_facebook_opt-2.7b_sst2_MeZO.png)"):
@@ -188,7 +226,7 @@ def test_figures_index_and_provenance(store):
     assert f"index: {folder.relative_to(store) / 'report.md'}" in out
 
 
-def test_figure5_ablation(store):
+def test_figure5_ablation(store, drawn):
     rows = ("MeZO", "DiZO no re-init", "DiZO no clipping", "DiZO")
     log_runs("ablation-c2", [{**trained(label, task, [0.5, 0.6], 1.0, seed, loss=0.001 * (i + 1)),
                               "test": 0.6 + 0.05 * i + 0.01 * (seed == 21)}
@@ -197,6 +235,9 @@ def test_figure5_ablation(store):
     folder = store / "reports" / "ablation-c2" / "paper"
     for suffix in (".png", ".pdf"):
         assert (folder / f"figure5_ablation{suffix}").stat().st_size > 5_000
+    fig = drawn["figure5_ablation"]  # left: test x 100 per task, mean over the two seeds; right: loss curves
+    assert [bars(fig, 0, label) for label in rows] == [[60.5, 60.5], [65.5, 65.5], [70.5, 70.5], [75.5, 75.5]]
+    assert set(lines(fig, 1)) == set(rows)
     _, cells = body((folder / "table.md").read_text())
     assert cells["DiZO no clipping"][:2] == ["70.5 (0.7)", "70.5 (0.7)"]  # mean (std) of 70 and 71
     assert cells["DiZO"][:2] == ["**75.5 (0.7)**", "**75.5 (0.7)**"]

@@ -391,15 +391,15 @@ def test_a_task_file_edited_since_the_run_is_refused_by_resume_and_replay(store)
     on an edited data file would train or test on other examples, and is refused in one line."""
     rows = [{**ROWS[i % len(ROWS)], "text": f"item {i}"} for i in range(80)]
     path = task_file(store, rows=rows)
-    finished = bench("run", "mezo", path, *RUN[:2], "--steps", "4", "--quiet", "--dtype", "fp32", "--set",
+    finished = bench("run", "mezo", path, *RUN[:2], "--steps", "4", "--json", "--dtype", "fp32", "--set",
                      "num_train=32", "num_dev=16", "num_test=16", "batch_size=4", "eval_every=2")
     assert finished.returncode == 0, finished.stderr[-3000:]
+    done_id = json.loads(finished.stdout)["run_id"]
+    before_edit = bench("replay", done_id, "--json")  # what benchmark/measurements/ reads
+    replayed = json.loads(before_edit.stdout)
+    assert (replayed["method"], replayed["steps"]) == ("mezo", 4) and replayed["test"] == replayed["logged_test"]
     run_id, _ = kill_after_checkpoint("mezo", store, at_least=20, task=path)
     write_rows(store / "train.jsonl", [{**rows[0], "text": "edited"}] + rows[1:], "json")
     resumed = bench("run", "mezo", path, *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)
     assert f"--resume {run_id}: the checkpoint's task file (SHA-256) is " in one_error_line(resumed)
-    from mlflow import MlflowClient
-
-    done, = (r for r in MlflowClient().search_runs([MlflowClient().get_experiment_by_name("adhoc").experiment_id])
-             if r.info.status == "FINISHED")
-    assert f"task file {path} has changed since the run" in one_error_line(bench("replay", done.info.run_id))
+    assert f"task file {path} has changed since the run" in one_error_line(bench("replay", done_id))

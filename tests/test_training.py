@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from benchmark.core import names
-from benchmark.models import load_model
 from benchmark.loop import Diverged, batch_indices, train
+from benchmark.models import load_model
 from benchmark.runner import build_run, sample
 from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.hizoo import HiZOO

@@ -8,8 +8,9 @@ seeds: 5 for MeZO and DiZO (paired: the same seed gives both the same data order
 DiZO's first projection), 3 for the rest. `benchmark report claims` turns the records into verdicts.
 
 Where the numbers come from (README "Claims" and the report say it again, with the measurements):
-- steps: where the pilot MeZO dev curve (`python -m benchmark.pilot`: the demo's point, 1200
-  steps, its record committed with the study's) flattens; see the report.
+- steps: where the pilot MeZO dev curve (experiment `claims-pilot`, `benchmark study claims-pilot --preset
+  offline`: the demo's point, 1200 steps, one seed; its record committed beside the study's) flattens; see
+  the report.
 - grids (the budget: the whole study, pilot included, in at most 10 hours on a 2-core CPU): MeZO's lr at the
   demo's 3e-5 and twice it (the pilot at 3e-5 gains until step 650: half the rate would not flatten within
   the budget); DiZO one factor at a time around (lr 3e-5, interval 50, tau 0.2), inside the
@@ -19,6 +20,8 @@ Where the numbers come from (README "Claims" and the report say it again, with t
   1e-8: 1.0009 / 1.0039 (HiZOO is MeZO); 1e-6: 1.089 / 1.307; 1e-5: 1.54 / 2.31 (too fast for 650 steps:
   the scale multiplies the step). The report gives the scale at the end of every final HiZOO run.
 """
+import dataclasses
+
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, HESSIAN_SMOOTH, OFFLINE_SETS, SEEDS, ZO_STEPS, smoke
 from benchmark.experiments.registry import register_experiment
@@ -49,3 +52,13 @@ register_experiment(Experiment(
              "smoke": smoke()},
 ))
 
+# The pilot: one MeZO run at the demo's point, long enough to see where its dev curve flattens (the claims
+# study's step count is read from it). A study of its own, so its record carries real study and trial tags.
+PILOT_GRID = {"mezo": {key: (value,) for key, value in PILOT.items()}}  # one point: nothing is tuned
+register_experiment(Experiment(
+    name="claims-pilot", description="The MeZO run whose dev curve sets the claims study's step count",
+    rows=(Row(PILOT_ROW, "mezo", seeds=(0,)),), grids=PILOT_GRID, records=True,
+    presets={"offline": Preset(models=("smollm2-135m",), tasks=("rt-polarity",), zo_steps=PILOT_STEPS,
+                               fo_steps=FO_STEPS, eval_every=EVAL_EVERY, seeds=(0,), sets=OFFLINE_SETS),
+             "smoke": dataclasses.replace(smoke(), grids=PILOT_GRID)},
+))

@@ -1,6 +1,6 @@
 """What replay and resume cost, measured through the real CLI (README, "Replay and resume").
 
-`python -m benchmark.resume_cost [--model smollm2-135m] [--steps 1000] [--killed-steps 200]`, one after the
+`python -m benchmark.measurements.resume_cost [--model smollm2-135m] [--steps 1000] [--killed-steps 200]`, one after the
 other, nothing else running:
 1. a `killed-steps` MeZO run, uninterrupted: its wall time;
 2. the same run killed (-9) once its checkpoint is at 3/4 of the way (evaluations every quarter), then
@@ -15,7 +15,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -33,20 +32,17 @@ EXPERIMENT = "resume-cost"
 
 def command(args: argparse.Namespace, steps: int) -> list[str]:
     return [sys.executable, "-m", "benchmark.cli", "run", "mezo", "rt-polarity", "--model", args.model, "--steps",
-            str(steps), "--quiet", "--experiment", EXPERIMENT, "--set", "lr=3e-5", "eps=1e-3", "num_dev=200",
+            str(steps), "--json", "--experiment", EXPERIMENT, "--set", "lr=3e-5", "eps=1e-3", "num_dev=200",
             "num_test=500", "eval_batch_size=64", f"eval_every={max(1, steps // 4)}"]
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
+def timed(cmd: list[str]) -> tuple[float, dict]:
+    """The command's wall time and its `--json` result; a failed command ends the measurement with its error."""
     began = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])
-    return time.time() - began, proc.stdout
-
-
-def run_id(stdout: str) -> str:
-    return re.search(r"\| run (\w+)", stdout).group(1)
+    return time.time() - began, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def report(row: dict) -> None:
@@ -63,10 +59,8 @@ def killed(args: argparse.Namespace) -> None:
     while proc.poll() is None and step < at:
         time.sleep(0.05)
         for path in set(glob.glob(str(checkpoint.checkpoint_root() / "*"))) - known:
-            try:
+            if checkpoint.exists(Path(path).name):  # written atomically: there whole, or not yet
                 step = torch.load(Path(path) / checkpoint.STATE, weights_only=True)["progress"]["step"]
-            except Exception:  # not written yet, or mid-replace
-                pass
     time.sleep(args.after_s)  # some steps past the checkpoint: work the resume must redo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -81,15 +75,15 @@ def killed(args: argparse.Namespace) -> None:
 
 def replayed(args: argparse.Namespace) -> None:
     wall_s, out = timed(command(args, args.steps))
-    rid = run_id(out)
+    rid = out["run_id"]
     metrics = client().get_run(rid).data.metrics
-    replay_wall_s, text = timed([sys.executable, "-m", "benchmark.cli", "replay", rid])
-    seconds = float(re.search(r" in ([\d.]+) s;", text).group(1))
+    replay_wall_s, replay_out = timed([sys.executable, "-m", "benchmark.cli", "replay", rid, "--json"])
+    seconds = replay_out["seconds"]
     train_s = metrics[names.TRAIN_HOURS] * 3600
     report({"what": f"{args.steps}-step run, its seed log and its replay", "seed_log_bytes": metrics[names.SEED_LOG_BYTES],
             "bytes_per_1000_steps": metrics[names.SEED_LOG_BYTES] * 1000 / args.steps, "train_s": train_s,
             "run_wall_s": wall_s, "replay_s": seconds, "replay_over_train": seconds / train_s,
-            "replay_wall_s": replay_wall_s, "replay_line": text.strip()})
+            "replay_wall_s": replay_wall_s, "replay": replay_out})
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Does bf16 learn as fp32 does on this CPU, and is it faster? The measurements behind `--dtype auto`.
 
-`python -m benchmark.precision [--model M] [--task T] [--seeds 32]` scores one training batch three ways:
+`python -m benchmark.measurements.precision [--model M] [--task T] [--seeds 32]` scores one training batch three ways:
 `fp32`; `bf16` (bf16 weights: perturbations and updates in bf16); `bf16-mixed` (fp32 weights and updates,
 every matmul under `torch.autocast` in bf16). Per form: the median MeZO step and forward time, and, over
 `--seeds` directions z, the projected gradient (loss+ - loss-) / 2 eps against fp32's on the same batch
@@ -16,8 +16,8 @@ import time
 
 import torch
 
+from benchmark.measurements.perf import one_batch
 from benchmark.models import resolve_precision
-from benchmark.perf import one_batch
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import mix
 

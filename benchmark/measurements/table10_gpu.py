@@ -1,9 +1,9 @@
 """The paper's Table 10 on a GPU: every method's step time, forwards and peak memory on a model built from
 OPT-2.7B's config with random weights (fp16, as the paper's runs), on a synthetic batch of 16 prompts of 64
 tokens scored at the last position, each method on a freshly built model. Also what z costs on the GPU per
-generator (`benchmark.perf_directions`) and the Triton kernel's z against the CPU kernel's on a million
+generator (`benchmark.measurements.perf_directions`) and the Triton kernel's z against the CPU kernel's on a million
 values. Needs torch with CUDA, transformers, peft, triton and numba only (none of the harness's data, MLflow
-or Optuna), so it runs on a bare GPU machine: `python -m benchmark.table10_gpu --out results.json`.
+or Optuna), so it runs on a bare GPU machine: `python -m benchmark.measurements.table10_gpu --out results.json`.
 Timing: nanoGPT's bench.py discipline (warm-up, synchronise, median of the timed steps)."""
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark import perf_directions
 from benchmark.core.settings import apply_overrides, validate
 from benchmark.measure import Stopwatch, device_name
+from benchmark.measurements import perf_directions
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
 from methods.zo import cpu, gpu

@@ -1,6 +1,6 @@
 """Does DiZO's ratio search search? One round of each projection rule from the same weights.
 
-`python -m benchmark.displacement [--model M] [--task T] [--rules released relative]` runs two
+`python -m benchmark.measurements.displacement [--model M] [--task T] [--rules released relative]` runs two
 scenarios on the same model, batches and z stream, one line per (scenario, rule):
 - `mezo-N`: after N real MeZO steps from the pre-trained weights (ts = ||theta - theta0|| of order 1);
 - `displaced-F`: the projected weights moved at random by F x their own norm (a harmful, large ts).
@@ -11,18 +11,15 @@ first estimate; one that lowers the held-out loss after a harmful displacement h
 from __future__ import annotations
 
 import argparse
-import copy
 
 import torch
 
-from benchmark.config import RunConfig
 from benchmark.core import names
-from benchmark.core.settings import apply_overrides, parse_set_args, validate
+from benchmark.core.settings import parse_set_args
+from benchmark.loop import batch_indices, build_method, encoder_for
 from benchmark.models import load_model, resolve_device
-from benchmark.loop import batch_indices
-from benchmark.runner import sample
-from benchmark.scoring import Batch, BatchLoss, Encoder, classification_loss
-from methods.registry import METHODS
+from benchmark.runner import build_run, sample
+from benchmark.scoring import Batch, BatchLoss, classification_loss
 
 
 def held_out_loss(model: torch.nn.Module, batches: list[Batch]) -> float:
@@ -31,67 +28,63 @@ def held_out_loss(model: torch.nn.Module, batches: list[Batch]) -> float:
         return sum(classification_loss(model, b).item() * len(b.gold) for b in batches) / sum(len(b.gold) for b in batches)
 
 
-def one_round(trainer, rule: str, step: int, batches: list[Batch], held: list[Batch]) -> dict[str, float]:
-    """Project once with `rule` on `batches` (in order) from the current weights, then put them back."""
+def one_round(trainer, step: int, batches: list[Batch], held: list[Batch]) -> dict[str, float]:
+    """Project once on `batches` (in order) from the current weights, then walk the round back
+    (`restore`: the method's own undo, to rounding)."""
     model = trainer.engine.model
-    saved = copy.deepcopy([p.detach() for p in trainer.engine.params])
-    trainer.hp.projection_rule = rule
-    before = held_out_loss(model, held)
+    before, mark = held_out_loss(model, held), trainer.checkpoint()
     queue = iter(batches)
     _, diagnostics = trainer.project(step, lambda: BatchLoss(model, next(queue)))
     after = held_out_loss(model, held)
-    with torch.no_grad():
-        for p, s in zip(trainer.engine.params, saved):
-            p.copy_(s)
-    trainer.undo.clear()
+    trainer.restore(mark)
     return {"ts": diagnostics[names.DIZO_TS_MEAN], "at_bound": diagnostics[names.DIZO_RATIO_AT_BOUND],
             "before": before, "after": after}
 
 
 def probe(args: argparse.Namespace) -> list[str]:
-    cfg = RunConfig(method="dizo", task=args.task, model=args.model, seed=args.seed, num_dev=args.num_dev,
-                    batch_size=args.batch_size)
-    hp = METHODS.get("dizo").Hparams()
-    apply_overrides([hp], {"lr": str(args.lr), "eps": "1e-3", "projection_interval": str(10**9), **args.set})
-    validate(cfg)
-    validate(hp)
+    """One DiZO per rule, built on the same pre-trained model (each keeps theta0); MeZO steps move the
+    weights they share, then each rule projects once from them."""
+    sets = {"lr": str(args.lr), "eps": "1e-3", "projection_interval": str(10**9), "num_dev": str(args.num_dev),
+            "batch_size": str(args.batch_size), **args.set}
+    configs = [build_run("dizo", args.task, {**sets, "projection_rule": rule}, model=args.model, seed=args.seed,
+                         dtype="fp32") for rule in args.rules]
+    cfg, hp = configs[0]
     device = resolve_device("auto")
     loaded = load_model(cfg.model, device, torch.float32 if device.type == "cpu" else torch.float16)
     loaded.model.eval()  # ZO forwards: no dropout
     _, _, splits = sample(cfg)
-    encoder = Encoder(loaded.tokenizer, cfg.max_length, device, masked=loaded.kind == "masked")
+    encoder = encoder_for(cfg, loaded, device)
     order = batch_indices(len(splits.train), cfg.batch_size, cfg.seed)
     batches = [encoder.collate([splits.train[i] for i in next(order)]) for _ in range(hp.projection_iters)]
     held = [encoder.collate(splits.dev[i:i + 32]) for i in range(0, len(splits.dev), 32)]
-    torch.manual_seed(cfg.seed)
-    trainer = METHODS.get("dizo")(hp, loaded.model, lambda step: 1.0, cfg.seed)
-    pretrained = copy.deepcopy([p.detach() for p in trainer.engine.params])
+    trainers = [build_method(c, h, loaded.model) for c, h in configs]
+    pretrained = [p.detach().clone() for p in trainers[0].engine.params]
     lines = []
 
     def report(scenario: str, step: int) -> None:
-        for rule in args.rules:
-            r = one_round(trainer, rule, step, batches, held)
+        for rule, trainer in zip(args.rules, trainers):
+            r = one_round(trainer, step, batches, held)
             lines.append(f"{scenario:14s} {rule:9s} ts {r['ts']:8.3f}  on a bound {r['at_bound']:5.0%}  "
                          f"held-out loss {r['before']:.4f} -> {r['after']:.4f}")
             print(lines[-1], flush=True)
 
     for step in range(args.mezo_steps):
-        trainer.step(step, BatchLoss(loaded.model, batches[step % len(batches)]))
+        trainers[0].step(step, BatchLoss(loaded.model, batches[step % len(batches)]))
     report(f"mezo-{args.mezo_steps}", args.mezo_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     with torch.no_grad():
-        for p, p0 in zip(trainer.engine.params, pretrained):
+        for p, p0 in zip(trainers[0].engine.params, pretrained):
             p.copy_(p0)
-        for _, i in trainer.layers:
-            p = trainer.engine.params[i]
-            d = torch.randn(p.shape, generator=gen).to(p)
-            p.add_(d * (args.displacement * p.norm() / d.norm()))
+        for name, p in loaded.model.named_parameters():
+            if name in dict(trainers[0].layers):
+                d = torch.randn(p.shape, generator=gen).to(p)
+                p.add_(d * (args.displacement * p.norm() / d.norm()))
     report(f"displaced-{args.displacement:g}", args.mezo_steps + 1)
     return lines
 
 
 def main(argv: list[str] | None = None) -> list[str]:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.displacement", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.measurements.displacement", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--task", default="rt-polarity")
     parser.add_argument("--rules", nargs="+", default=["released", "relative"], choices=["released", "relative", "appendix"])
