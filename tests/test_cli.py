@@ -133,6 +133,7 @@ def test_perf_json_reports_every_field(tmp_path):
     for row in rows.values():  # the derived columns are what they say, from the measured ones
         assert row["step_over_forwards"] == pytest.approx(row["step_s"] / (row["forward_passes"] * row["forward_s"]))
         assert row["throughput_vs_mezo"] == pytest.approx(row["steps_per_s"] / rows["mezo"]["steps_per_s"])
+        assert row["peak_vs_mezo"] == pytest.approx(row["peak_memory_gb"] / rows["mezo"]["peak_memory_gb"])
     assert rows["mezo"]["speedup_vs_reference"] == pytest.approx(rows["mezo-reference"]["step_s"] / rows["mezo"]["step_s"])
     assert rows["dizo"]["steps_per_s"] < 1 / rows["dizo"]["step_s"]  # the projection, amortised, is in its rate
     sequential = bench("perf", "--model", "tiny-random-llama", "--methods", "mezo", "--steps", "1", "--batch-size", "4",

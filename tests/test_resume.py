@@ -61,7 +61,12 @@ def toy_run(method: str, tmp_path, kill_at: int | None = None, resume: bool = Fa
     return result, params_of(loaded.model)
 
 
-@pytest.mark.parametrize("method", TRAINED)
+# The LoRA twins of ZO-Bench's optimizers resume and replay through code these tests hold twice already: their
+# base's step (zo-*) and the adapters (mezo-lora, dizo-lora); their 8 cases cost a minute of a 2-core machine.
+HELD = [m for m in TRAINED if not (m.startswith("zo-") and m.endswith("-lora"))]
+
+
+@pytest.mark.parametrize("method", HELD)
 def test_a_run_killed_between_checkpoints_resumes_bit_for_bit(method, tmp_path, monkeypatch):
     """Killed at step 13 (checkpoint at 10): the resumed run redoes 11-13 and ends with the uninterrupted
     run's weights, losses, seed log, best step and test score, exactly."""
@@ -101,7 +106,7 @@ def dev_peaking_at_step_10(monkeypatch) -> None:
     monkeypatch.setattr(loop, "evaluate", evaluate)
 
 
-@pytest.mark.parametrize("method", [m for m in TRAINED if METHODS.get(m).replays])
+@pytest.mark.parametrize("method", [m for m in HELD if METHODS.get(m).replays])
 def test_replaying_the_log_rebuilds_the_runs_weights(method, tmp_path, monkeypatch):
     """A fresh model plus the log: the weights the run tested (best on dev, restored as the run restored
     it, mid-run), bit for bit; HiZOO's Hessian and DiZO's projections included."""
@@ -154,12 +159,13 @@ def test_a_version_1_seed_log_replays_bit_for_bit_with_its_generator(method):
         assert seedlog.weights_sha256(loaded.model) == recorded["sha256"][method]
 
 
-@pytest.mark.parametrize("method", ["mezo", "hizoo"])
+@pytest.mark.parametrize("method", ["mezo"])
 @pytest.mark.slow
 def test_a_seed_log_written_with_the_cpu_kernel_replays_with_the_triton_kernel_to_rounding(method, monkeypatch):
     """The same log on the other device's kernel (Triton, interpreted here on CPU tensors): the weights after
     20 steps agree within 1e-6 of their largest magnitude (z differs by the rounding of log, sin and cos,
-    4.8e-7 at most; HiZOO's scale, a function of z^2, carries it further: 2e-7 of 357 measured)."""
+    4.8e-7 at most). HiZOO's fused kernel is held to its torch ops on both kernels in test_directions.py (its
+    replay here measured 2e-7 of 357, and cost 25 s of interpreted Triton)."""
     from methods.zo import cpu, gpu
 
     dev_peaking_at_step_10(monkeypatch)  # the tested weights are step 10's, whatever dev the kernels' bits give

@@ -142,6 +142,7 @@ def main(args: argparse.Namespace) -> None:
     if base:
         for r in results.values():
             r["throughput_vs_mezo"] = r["steps_per_s"] / base["steps_per_s"]
+            r["peak_vs_mezo"] = r["peak_memory_gb"] / base["peak_memory_gb"]
     if base and REFERENCE in results:
         base["speedup_vs_reference"] = results[REFERENCE]["step_s"] / base["step_s"]
     if args.json:
@@ -150,12 +151,13 @@ def main(args: argparse.Namespace) -> None:
     sets = "".join(f" | {k}={v}" for k, v in args.set.items())
     print(f"model {args.model} | {device_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
-    print(f"{'method':14s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
-          f"{'vs mezo':>7s} {'peak GB':>8s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")
+    print(f"{'method':16s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
+          f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")
     for m, r in results.items():
-        print(f"{m:14s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6d} "
+        print(f"{m:16s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6d} "
               f"{r['step_over_forwards']:12.2f} {r['steps_per_s']:8.3f} {r.get('throughput_vs_mezo', 0):7.2f} "
-              f"{r['peak_memory_gb']:8.2f} {r['avg_memory_gb']:7.2f} {r['inference_peak_gb']:8.2f} "
+              f"{r['peak_memory_gb']:8.2f} {r.get('peak_vs_mezo', float('nan')):6.2f} {r['avg_memory_gb']:7.2f} "
+              f"{r['inference_peak_gb']:8.2f} "
               f"{r.get('projection_overhead', float('nan')):8.2f}")
     if base and "speedup_vs_reference" in base:
         print(f"mezo speedup_vs_reference: {base['speedup_vs_reference']:.2f}")
