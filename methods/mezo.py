@@ -18,19 +18,25 @@ from methods.zo.generators import GENERATORS
 
 
 @dataclass
-class MeZOHparams:
+class ZOHparams:
+    """What every ZO method here takes: its step size, its decay and z's generator."""
+
     lr: float = param(1e-6, "learning rate", positive, "> 0")
-    eps: float = param(1e-3, "perturbation scale epsilon", positive, "> 0")
     weight_decay: float = param(0.0, "decoupled weight decay (not on biases or norm weights)", non_negative, ">= 0")
+    generator: str = param("auto", "z's generator: philox (counter-based, the same z on CPU and GPU) | torch-normal "
+                           "(torch's normal_, version-1 seed logs) | auto (philox where its kernel runs)",
+                           *one_of("auto", *GENERATORS))
+
+
+@dataclass
+class MeZOHparams(ZOHparams):
+    eps: float = param(1e-3, "perturbation scale epsilon", positive, "> 0")
     dual_forward: bool = param(True, "both probes in one pass over the model on the batch stacked twice, z drawn once "
                                      "for the pair (false: two forwards, z drawn for each; on a GPU the run falls back "
                                      "to it when the stacked batch does not fit)")
     keep_z: bool = param(False, "torch-normal only: keep z from the probes for the update, one draw a step instead of "
                                 "two, at the memory of one copy of the trained weights (what DiZO's released code "
                                 "does; philox never stores z)")
-    generator: str = param("auto", "z's generator: philox (counter-based, the same z on CPU and GPU) | torch-normal "
-                           "(torch's normal_, version-1 seed logs) | auto (philox where its kernel runs)",
-                           *one_of("auto", *GENERATORS))
 
 
 @register_method("mezo")
@@ -44,7 +50,7 @@ class MeZO(Declared, first_order=False, trains=True, projects=False, replays=Tru
         self.hp = hp
         self.schedule = schedule
         self.seed = seed
-        self.engine = ZOEngine(model, trainable(model), decays(model), keep_directions=hp.keep_z,
+        self.engine = ZOEngine(model, trainable(model), decays(model), keep_directions=getattr(hp, "keep_z", False),
                                 generator=hp.generator)
         self.undo: list[Callable[[], None]] = []  # one closure per change to the weights: the rollback log
 

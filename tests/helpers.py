@@ -50,7 +50,7 @@ SETTINGS = {
     "dizo-lora": {"lr": "1e-1", "projection_interval": "20"}, "dizo-fo-lora": {"lr": "1e-1", "projection_interval": "20"},
     "zo-sgd-mmt": {"lr": "2e-4"}, "zo-adam": {"lr": "1e-3"}, "zo-sgd-sign": {"lr": "1e-3"}, "zo-sgd-cons": {"lr": "3e-3"},
     "zo-sgd-mmt-lora": {"lr": "1e-2"}, "zo-adam-lora": {"lr": "1e-2"}, "zo-sgd-sign-lora": {"lr": "1e-2"},
-    "zo-sgd-cons-lora": {"lr": "1e-2"},
+    "zo-sgd-cons-lora": {"lr": "1e-2"}, "forward-grad": {"lr": "2e-3"}, "forward-grad-lora": {"lr": "1e-1"},
 }
 
 

@@ -270,6 +270,7 @@ def test_mezo_and_dizo_with_one_seed_take_the_same_steps_until_the_first_project
     assert runs["mezo"][5:] != runs["dizo"][5:]  # the projection moved the weights and drew its own batches
 
 
+@pytest.mark.slow
 def test_the_pilot_is_a_study_whose_record_the_report_reads_its_step_count_from(committed, tmp_path, monkeypatch):
     """`benchmark study claims-pilot`: a trial like any other (its own study and trial tags), recorded beside
     the claims study's records, where `claims.load` finds it as the pilot."""

@@ -470,3 +470,33 @@ def test_zo_bench_plain_zo_sgd_is_our_mezo():
     """`trainer=zo_sgd`, momentum 0: torch SGD on g z is MeZO's step without weight decay."""
     assert matches(ours("mezo"), released(Small(), Optimizer("sgd")))
     assert not matches(ours("mezo", weight_decay="0.1"), released(Small(), Optimizer("sgd")))
+
+
+def released_forward_grad(model: Small, steps: int, seed: int, lr: float, wd: float, decay_all: bool = False) -> dict:
+    """`forward_grad_step` + `forward_grad_update` with our seeded v: the directional derivative grad f . v
+    (here by reverse mode: the jvp's value, computed another way), then p -= lr (v d + wd p), the decay off
+    biases and layer norms (`decay_all`: a rule that is not the released one)."""
+    names, theta, _ = functional(model)
+    for step in range(steps):
+        v = seeded_z(theta, seed, step)
+        params = {n: t.clone().requires_grad_(True) for n, t in theta.items()}
+        grads = torch.autograd.grad(torch.func.functional_call(model, params, ()), list(params.values()))
+        derivative = sum((g * v[n]).sum() for g, n in zip(grads, params)).item()
+        for n in names:
+            decays = decay_all or ("bias" not in n and "layer_norm" not in n and "layernorm" not in n)
+            theta[n] = theta[n] - lr * (v[n] * derivative + (wd * theta[n] if decays else 0.0))
+    return theta
+
+
+def test_forward_grad_default_is_the_released_step():
+    """One forward-mode pass, MeZO's update with the exact derivative; decay off biases and layer norms."""
+    model, start = Small("layer_norm"), dict(Small("layer_norm").named_parameters())
+    trainer = make("forward-grad", model, seed=ZB_SEED, lr=str(ZB_LR), weight_decay="0.1", generator="torch-normal")
+    for step in range(ZB_STEPS):
+        assert trainer.step(step, model).forward_passes == 1
+    theta = released_forward_grad(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, 0.1)
+    assert all(not torch.allclose(theta[n], start[n]) for n in theta)  # every parameter moved
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), theta[name], rtol=1e-8, atol=1e-9)
+    other = released_forward_grad(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, 0.1, decay_all=True)
+    assert not all(torch.allclose(p.detach(), other[n], rtol=1e-8, atol=1e-9) for n, p in model.named_parameters())

@@ -70,11 +70,15 @@ def test_a_step_does_what_the_method_declares(name):
     assert second - first == (trainer.projection_passes() if cls.projects else 0), (name, first, second)
 
 
-STEPS_ZO = 250  # full batch, seed 0: every ZO method's loss ratio is 0.23-0.40 (full weights), 0.68-0.76 (LoRA)
+STEPS_ZO = 250  # full batch, seed 0: every ZO method's loss ratio is 0.23-0.65 (full weights), 0.67-0.84 (LoRA)
 STEPS_FO = 30
 
 
-@pytest.mark.parametrize("method", TRAINED)
+FIVE_FORWARDS = ("zo-sgd-cons",)  # 250 of its steps cost 17 s on a 2-core Xeon: marked slow
+
+
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in FIVE_FORWARDS else m
+                                    for m in TRAINED])
 def test_every_method_lowers_the_training_loss(method):
     """Full batch: every step and every projection round sees the same 16 examples, so a ZO method
     descends the very loss measured here and the margin to the 5% asked is wide. With mini-batches
