@@ -75,10 +75,14 @@ STEPS_FO = 30
 
 
 FIVE_FORWARDS = ("zo-sgd-cons",)  # 250 of its steps cost 17 s on a 2-core Xeon: marked slow
+# The LoRA twins of ZO-Bench's optimizers and Forward-Grad learn as their base does, through adapters whose
+# learning mezo-lora, hizoo-lora, dizo-lora and dizo-fo-lora hold here; theirs is held by the adapter test
+# below and the golden trajectories (their 250-step runs measured 0.67-0.84 of the start, seed 0).
+LEARNS = [m for m in TRAINED if not (m.startswith(("zo-", "forward-grad")) and m.endswith("-lora"))]
 
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in FIVE_FORWARDS else m
-                                    for m in TRAINED])
+                                    for m in LEARNS])
 def test_every_method_lowers_the_training_loss(method):
     """Full batch: every step and every projection round sees the same 16 examples, so a ZO method
     descends the very loss measured here and the margin to the 5% asked is wide. With mini-batches

@@ -127,12 +127,20 @@ def bad(folder, case: str) -> str:
     ("unknown key", "doc_to_label: unknown key; valid keys: task,"),
     ("not yaml", "not readable YAML"),
 ])
-def test_a_bad_task_file_fails_in_one_line_through_the_cli(tmp_path, case, message):
+def test_a_bad_task_file_fails_in_one_line_through_the_cli(tmp_path, case, message, capsys, monkeypatch):
+    """The command's own code (`benchmark.cli.main`) in this process; one case also through a child process."""
+    from benchmark.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     path = bad(tmp_path, case)
-    proc = bench("run", "mezo", path, "--model", "tiny-random-llama", "--steps", "2",
-                 env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    argv = ["run", "mezo", path, "--model", "tiny-random-llama", "--steps", "2"]
+    if case == "not yaml":
+        proc = bench(*argv)
+        status, stderr = proc.returncode, proc.stderr
+    else:
+        status, stderr = main(argv), capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert message in lines[0] and "task.yaml" in lines[0]
     assert not (tmp_path / "mlflow.db").exists()  # failed before touching the store
 
