@@ -214,10 +214,11 @@ def steps_to_target(method: str, lr: float, seed: int, limit: int = 2000, **sets
 
 
 def best_median_steps(method: str, **sets: str) -> float:
-    """Each method at its own best learning rate: median steps over 7 direction seeds."""
+    """Each method at its own best learning rate: median steps over 7 direction seeds. 1e-4 and 3e-4 are left
+    out: both methods' medians there are the 2000-step limit (measured), and those runs were a third of the time."""
     import statistics
 
-    lrs = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    lrs = [1e-3, 3e-3, 1e-2, 3e-2]
     return min(statistics.median(steps_to_target(method, lr, seed, **sets) for seed in range(7)) for lr in lrs)
 
 
@@ -225,7 +226,8 @@ def best_median_steps(method: str, **sets: str) -> float:
 def test_hizoo_inverse_rule_beats_mezo_on_an_ill_conditioned_quadratic():
     """The paper's preconditioning (hessian_rule=inverse) pays off here. The released rule grows the
     perturbation where curvature is high and never reaches the target at any of these rates (measured:
-    2000 steps, the limit, vs MeZO's 940): a finding about the released code, reported in README."""
+    2000 steps, the limit): a finding about the released code, reported in README. Best medians with philox z
+    (2026-12-04, Xeon): MeZO 1839 steps (lr 1e-3), the inverse rule 372 (lr 3e-2)."""
     mezo = best_median_steps("mezo")
     hizoo = best_median_steps("hizoo", hessian_smooth="0.1", hessian_rule="inverse")
     assert hizoo < 0.8 * mezo, (hizoo, mezo)

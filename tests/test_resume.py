@@ -322,11 +322,11 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(method, store):
     if not METHODS.get(method).replays:
         adapter_loads_the_peft_way(store / "whole", a)
         return
-    replayed = bench("replay", run_id, "--out", str(store / "replayed"))
+    replayed = bench("replay", run_id, "--out", str(store / "replayed"), "--json")  # what measurements/ read
     assert replayed.returncode == 0, replayed.stderr[-3000:]
-    test = run.data.metrics["test/score"]
-    assert f"replayed 160 steps of {method} rt-polarity tiny-random-llama" in replayed.stdout
-    assert f"test {test:.4f}, logged {test:.4f}; weights in" in replayed.stdout
+    test, out = run.data.metrics["test/score"], json.loads(replayed.stdout)
+    assert (out["method"], out["model"], out["steps"]) == (method, "tiny-random-llama", 160)
+    assert out["test"] == out["logged_test"] == test and out["out"] == str(store / "replayed")
     c = tensors(store / "replayed")
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert run.data.metrics["perf/seed_log_bytes"] < 150 * 160  # a ZO fine-tune is kilobytes
@@ -401,9 +401,6 @@ def test_a_task_file_edited_since_the_run_is_refused_by_resume_and_replay(store)
                      "num_train=32", "num_dev=16", "num_test=16", "batch_size=4", "eval_every=2")
     assert finished.returncode == 0, finished.stderr[-3000:]
     done_id = json.loads(finished.stdout)["run_id"]
-    before_edit = bench("replay", done_id, "--json")  # what benchmark/measurements/ reads
-    replayed = json.loads(before_edit.stdout)
-    assert (replayed["method"], replayed["steps"]) == ("mezo", 4) and replayed["test"] == replayed["logged_test"]
     run_id, _ = kill_after_checkpoint("mezo", store, at_least=20, task=path)
     write_rows(store / "train.jsonl", [{**rows[0], "text": "edited"}] + rows[1:], "json")
     resumed = bench("run", "mezo", path, *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)

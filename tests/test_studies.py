@@ -88,7 +88,7 @@ def test_two_workers_run_every_grid_point_exactly_once(store):
 
 @pytest.mark.slow
 def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
-    proc = subprocess.Popen([*BENCH, "study", "table5", "--preset", "smoke", "--storage", str(store)],
+    proc = subprocess.Popen([*BENCH, "study", "table13", "--preset", "smoke", "--storage", str(store)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     deadline = time.time() + 300
     killed_at = None
@@ -105,13 +105,13 @@ def test_kill_9_mid_study_then_resume_finishes_without_duplicates(store):
             killed_at = next(t.number for t in trials if t.state.name == "RUNNING")
             break
     assert killed_at is not None, "never caught a trial running"
-    resumed = bench("study", "table5", "--preset", "smoke", "--storage", str(store))
+    resumed = bench("study", "table13", "--preset", "smoke", "--storage", str(store))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials = assert_every_point_complete_once(EXPERIMENTS.get("table5"), "smoke", store)
+    trials = assert_every_point_complete_once(EXPERIMENTS.get("table13"), "smoke", store)
     stale = [t for ts in trials.values() for t in ts if t.state.name == "FAIL"]
     assert len(stale) == 1 and stale[0].user_attrs["reason"] == "stale"
-    went_on(stale[0], trials, "table5")
-    doctor = bench("doctor", "table5", "--storage", str(store))
+    went_on(stale[0], trials, "table13")
+    doctor = bench("doctor", "table13", "--storage", str(store))
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # the dead worker's MLflow run was closed
 
 
@@ -174,7 +174,7 @@ def test_a_taken_trial_never_stamped_by_its_worker_is_dead_after_the_grace():
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(store):
-    proc = subprocess.Popen([*BENCH, "study", "table4", "--preset", "smoke", "--storage", str(store)],
+    proc = subprocess.Popen([*BENCH, "study", "table13", "--preset", "smoke", "--storage", str(store)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -189,11 +189,11 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(store):
     assert "Traceback" not in proc.stderr.read()
     interrupted = [t for ts in trials_by_study(store).values() for t in ts if t.state.name == "FAIL"]
     assert [t.user_attrs["reason"] for t in interrupted] == ["interrupted"]
-    killed = [r for r in mlflow_runs("table4") if r.info.status == "KILLED"]
+    killed = [r for r in mlflow_runs("table13") if r.info.status == "KILLED"]
     assert [r.data.tags["reason"] for r in killed] == ["interrupted"]
-    assert bench("study", "table4", "--preset", "smoke", "--storage", str(store)).returncode == 0
-    trials = assert_every_point_complete_once(EXPERIMENTS.get("table4"), "smoke", store)
-    went_on(interrupted[0], trials, "table4")
+    assert bench("study", "table13", "--preset", "smoke", "--storage", str(store)).returncode == 0
+    trials = assert_every_point_complete_once(EXPERIMENTS.get("table13"), "smoke", store)
+    went_on(interrupted[0], trials, "table13")
 
 
 def went_on(stopped, trials: dict, experiment: str) -> None:
@@ -291,7 +291,7 @@ def test_config_error_fails_before_any_trial_starts(store, grid, message):
 
 @pytest.mark.slow
 def test_doctor_finds_an_orphan_run(store):
-    assert bench("study", "demo", "--preset", "smoke", "--storage", str(store)).returncode == 0
+    study(EXPERIMENTS.get("demo"), "smoke", str(store))
     import mlflow
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
