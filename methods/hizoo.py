@@ -69,17 +69,7 @@ class HiZOO(MeZO):
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
-        with torch.no_grad():
-            if self.hp.dual_forward and self.engine.fits(3):  # the three points in one pass, the batch stacked 3 times
-                with self.engine.probes(seed, eps, self.scales, center=True):
-                    loss, loss_plus, loss_minus = loss_fn.copies(3).tolist()
-            else:
-                with self.engine.measured():
-                    loss = loss_fn.copies(1).item()
-                with self.engine.perturbed(seed, eps, scales=self.scales):
-                    loss_plus = loss_fn.copies(1).item()
-                with self.engine.perturbed(seed, eps, sign=-1, scales=self.scales):
-                    loss_minus = loss_fn.copies(1).item()
+        loss, loss_plus, loss_minus = self.three_points(seed, loss_fn, self.scales)
         record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step),
                   "curvature": abs(loss_plus + loss_minus - 2 * loss) / (2 * eps**2)}
         self.descend(record)

@@ -70,6 +70,21 @@ class MeZO(Declared, first_order=False, trains=True, projects=False, replays=Tru
         return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
                           metrics={names.PROJECTED_GRAD: record["grad"]}, record=record)
 
+    def three_points(self, seed: int, loss_fn: LossFn, scales: list[torch.Tensor] | None = None) -> list[float]:
+        """The batch's loss at theta, theta + eps z s and theta - eps z s (`scales`: HiZOO's factor), in one
+        stacked forward (`dual_forward`) or one forward each."""
+        eps = self.hp.eps
+        with torch.no_grad():
+            if self.hp.dual_forward and self.engine.fits(3):
+                with self.engine.probes(seed, eps, scales, center=True):
+                    return loss_fn.copies(3).tolist()
+            with self.engine.measured():
+                loss = loss_fn.copies(1).item()
+            with self.engine.perturbed(seed, eps, scales=scales):
+                loss_plus = loss_fn.copies(1).item()
+            with self.engine.perturbed(seed, eps, sign=-1, scales=scales):
+                return [loss, loss_plus, loss_fn.copies(1).item()]
+
     def descend(self, record: dict[str, Any]) -> None:
         """The step's update from its record: theta <- (1 - lr wd) theta - lr g z(seed). The run and its
         replay both go through here, so they do the same float operations on the same numbers."""

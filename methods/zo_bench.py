@@ -225,17 +225,8 @@ class ZOSGDConserve(ZOOptimizer):
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         seed, eps = mix(self.seed, step), self.hp.eps
+        loss0, loss_plus, loss_minus = self.three_points(seed, loss_fn)
         with torch.no_grad():
-            if self.hp.dual_forward and self.engine.fits(3):
-                with self.engine.probes(seed, eps, center=True):
-                    loss0, loss_plus, loss_minus = loss_fn.copies(3).tolist()
-            else:
-                with self.engine.measured():
-                    loss0 = loss_fn.copies(1).item()
-                with self.engine.perturbed(seed, eps):
-                    loss_plus = loss_fn.copies(1).item()
-                with self.engine.perturbed(seed, eps, sign=-1):
-                    loss_minus = loss_fn.copies(1).item()
             grad, lr = (loss_plus - loss_minus) / (2 * eps), self.hp.lr * self.schedule(step)
             self.opt.step(self.engine, seed, grad, lr)
             loss1 = loss_fn.copies(1).item()
