@@ -118,6 +118,9 @@ def weights_sha256(model: Any) -> str:
 
 
 def _number(value: Any) -> bool:
+    """A finite number, or a non-empty list of them (FZOO's per-probe steps)."""
+    if isinstance(value, list):
+        return bool(value) and all(map(_number, value))
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

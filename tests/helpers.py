@@ -51,7 +51,15 @@ SETTINGS = {
     "zo-sgd-mmt": {"lr": "3e-4"}, "zo-adam": {"lr": "1e-3"}, "zo-sgd-sign": {"lr": "2e-3"}, "zo-sgd-cons": {"lr": "5e-3"},
     "zo-sgd-mmt-lora": {"lr": "1e-2"}, "zo-adam-lora": {"lr": "1e-2"}, "zo-sgd-sign-lora": {"lr": "1e-2"},
     "zo-sgd-cons-lora": {"lr": "1e-2"}, "forward-grad": {"lr": "2e-3"}, "forward-grad-lora": {"lr": "1e-1"},
+    "lozo": {"lr": "2e-3", "interval": "10"}, "lozo-m": {"lr": "2e-3", "interval": "10"},
+    "subzero": {"lr": "2e-3", "rank": "4", "interval": "20"}, "fzoo": {"lr": "1e-3"},
+    "lozo-lora": {"lr": "1e-1", "interval": "10"}, "subzero-lora": {"lr": "1e-1", "rank": "4", "interval": "20"},
+    "fzoo-lora": {"lr": "1e-2"},
 }
+
+# families whose LoRA twins the learning and resume cases leave out (the contract, LoRA-only and golden tests
+# still hold them): the twins run the same code on the adapters, and the suite has ten minutes
+TWINS_TRIMMED = ("zo-", "forward-grad", "lozo", "subzero", "fzoo")
 
 
 def make(method: str, model: nn.Module, seed: int = 0, **sets: str):

@@ -159,3 +159,54 @@ def test_fused_hizoo_update_equals_its_torch_ops_on_the_same_z(kernel, triton_in
     torch.testing.assert_close(s, s_new, rtol=4e-7, atol=0)
     torch.testing.assert_close(t, expected, rtol=0, atol=1e-6)
     assert not torch.equal(s, scale)
+
+
+# -- Rademacher signs (FZOO): the top bit of each word of Triton's `randint4x`, the Philox call `randn4x` maps
+# to normals, on the same (key, counter) discipline
+
+def cpu_signs(key: int, start: int, n: int) -> np.ndarray:
+    out = np.empty(n, np.float32)
+    cpu.probe_signs(np.zeros(n, np.float32), out, key, start, np.float32(1.0))
+    return out
+
+
+def triton_signs(key: int, start: int, n: int) -> np.ndarray:
+    out = torch.empty(n)
+    gpu.probe_signs(torch.zeros(n), out, key, start, 1.0)
+    return out.numpy()
+
+
+def test_cpu_signs_are_triton_randint4x_top_bits_and_fair(triton_interpreted):
+    n = 200_003
+    for key, start in ((KEY, 0), (12345, 3)):
+        a = cpu_signs(key, start, n)
+        assert np.array_equal(a, triton_signs(key, start, n)), (key, start)
+        assert set(np.unique(a)) == {-1.0, 1.0}
+        assert abs(a.mean()) < 5 / np.sqrt(n)
+        assert abs(corr(a[:-1], a[1:])) < 5 / np.sqrt(n)  # neighbours (also inside a quad)
+    whole = cpu_signs(KEY, 0, 4096)
+    for start, m in ((1, 7), (5, 1001), (999, 3)):
+        assert np.array_equal(cpu_signs(KEY, start, m), whole[start:start + m])
+    assert abs(corr(cpu_signs(KEY, 0, n), cpu_signs(KEY + 1, 0, n))) < 5 / np.sqrt(n)
+
+
+@pytest.mark.parametrize("kernel", ["cpu", "triton"])
+def test_fused_sign_update_equals_plain_torch_on_the_same_signs(kernel, triton_interpreted):
+    """FZOO's update over N probes in one pass: keep theta - sum_k c_k r_k, the probes in order, against plain
+    torch on the signs `probe_signs` gives, from an unaligned counter over several blocks."""
+    n, start, keep = 10_003, 6, 0.999
+    keys, coeffs = [mix(5, k) for k in range(4)], [0.05, -0.02, 0.01, 0.3]
+    theta = torch.randn(n, generator=torch.Generator().manual_seed(0))
+    expected = keep * theta
+    for key, c in zip(keys, coeffs):
+        expected = expected - c * torch.from_numpy(cpu_signs(key, start, n))
+    t = theta.clone()
+    if kernel == "cpu":
+        cpu.axpy_signs(t.numpy(), np.array(keys, np.int64), np.array(coeffs, np.float32), start, np.float32(keep))
+    else:
+        gpu.axpy_signs(t, keys, coeffs, start, keep)
+    torch.testing.assert_close(t, expected, rtol=0, atol=1e-6)
+    plus = torch.empty(n)
+    (cpu.probe_signs(theta.numpy(), plus.numpy(), keys[0], start, np.float32(1e-3)) if kernel == "cpu"
+     else gpu.probe_signs(theta, plus, keys[0], start, 1e-3))
+    torch.testing.assert_close(plus, theta + 1e-3 * torch.from_numpy(cpu_signs(keys[0], start, n)), rtol=0, atol=1e-7)

@@ -500,3 +500,190 @@ def test_forward_grad_default_is_the_released_step():
         torch.testing.assert_close(p.detach(), theta[name], rtol=1e-8, atol=1e-9)
     other = released_forward_grad(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, 0.1, decay_all=True)
     assert not all(torch.allclose(p.detach(), other[n], rtol=1e-8, atol=1e-9) for n, p in model.named_parameters())
+
+
+# ------------------------------------------------------------------------------- LOZO, LOZO-M, SubZero, FZOO
+# Our factors with generator=torch-normal: factor `tag` of parameter i at seed s is float32 `normal_` seeded
+# splitmix(splitmix(s, tag), i) (U = 1, V = 2, the SubZero core = 3); a redraw step's update seed under LOZO's
+# released_refresh is splitmix(step seed, 0x5A5A); FZOO's probe k has seed splitmix(step seed, k), its signs
+# those of the float64 normals drawn with it (z >= 0 -> +1).
+
+NU, RANK, STALE = 4, 2, 0x5A5A
+
+
+def factor(seed: int, tag: int, i: int, rows: int, cols: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(splitmix(splitmix(seed, tag), i))
+    return torch.empty(rows, cols, dtype=torch.float32).normal_(generator=gen)
+
+
+def gauss(theta: torch.Tensor, seed: int, i: int) -> torch.Tensor:
+    return torch.empty_like(theta).normal_(generator=torch.Generator().manual_seed(splitmix(seed, i)))
+
+
+def decayed(name: str) -> bool:
+    return "bias" not in name and "layer_norm" not in name and "layernorm" not in name
+
+
+def released_lozo(model: Small, steps: int, seed: int, lr: float, eps: float, wd: float, quirk: bool = True,
+                  momentum: float | None = None, carry: bool = True) -> dict:
+    """optsuite/LOZO `lowrank_zo_step` + `lowrank_zo_update` (large_models/LOZOtrainer.py), or with `momentum`
+    `lowrank_zo_update_momentum` (medium_models/src/LOZOtrainer.py), with our seeded factors. `quirk`: a
+    redraw step's update draws from a stream of its own (the released reseed); `carry=False`: a rule that is
+    not the released one (no V_old carry at a redraw)."""
+    names, theta, loss_at = functional(model)
+    v, v_old, m = {}, {}, {}
+    for step in range(steps):
+        s = splitmix(seed, step)
+
+        def direction(at_seed: int) -> dict:
+            out = {}
+            for i, n in enumerate(names):
+                if theta[n].dim() == 2:
+                    if step % NU == 0 and at_seed == s:
+                        v[n] = factor(splitmix(seed, step), 2, i, theta[n].shape[1], RANK).double()
+                    out[n] = (factor(at_seed, 1, i, theta[n].shape[0], RANK).double(), v[n])
+                else:
+                    out[n] = gauss(theta[n], at_seed, i)
+            return out
+
+        probe = direction(s)
+        full = {n: d[0] @ d[1].t() if isinstance(d, tuple) else d for n, d in probe.items()}
+        loss1 = loss_at({n: theta[n] + full[n] * eps for n in names})
+        loss2 = loss_at({n: theta[n] - full[n] * eps for n in names})
+        g = (loss1 - loss2) / (2 * eps)
+        upd = direction(splitmix(s, STALE)) if quirk and step % NU == 0 else probe
+        for n in names:
+            wd_n = wd * theta[n] if decayed(n) else 0.0
+            if momentum is None:
+                d = upd[n][0] @ upd[n][1].t() if isinstance(upd[n], tuple) else upd[n]
+                theta[n] = theta[n] - lr * (g * d + wd_n)
+            elif isinstance(upd[n], tuple):
+                u, vn = upd[n]
+                if step % NU == 0:
+                    if n in v_old and carry:
+                        m[n] = momentum * m[n] @ v_old[n].t() @ vn / v_old[n].shape[0] + (1 - momentum) * g * u
+                    elif n in v_old:
+                        m[n] = momentum * m[n] + (1 - momentum) * g * u
+                    else:
+                        m[n] = g * u
+                elif step % NU == NU - 1:
+                    v_old[n] = vn
+                    m[n] = momentum * m[n] + (1 - momentum) * g * u
+                else:
+                    m[n] = momentum * m[n] + (1 - momentum) * g * u
+                theta[n] = theta[n] - lr * (m[n] @ vn.t() + wd_n)
+            else:
+                m[n] = g * upd[n] if step == 0 else momentum * m[n] + (1 - momentum) * g * upd[n]
+                theta[n] = theta[n] - lr * (m[n] + wd_n)
+    return theta
+
+
+def released_subzero(model: Small, steps: int, seed: int, lr: float, eps: float, scaled: bool = True) -> dict:
+    """zimingyy/SubZero `zo_subspace_step` + `zo_subspace_update` (large_models/trainer.py), `fast_svd_method_v2`
+    for U and V, torch SGD without momentum or decay, with our seeded factors (`scaled=False`: a rule that is
+    not the released one, without the sqrt(numel / r^2) factor)."""
+    names, theta, loss_at = functional(model)
+    basis = {}
+    for step in range(steps):
+        s = splitmix(seed, step)
+        z = {}
+        for i, n in enumerate(names):
+            if theta[n].dim() != 2:
+                z[n] = gauss(theta[n], s, i)
+                continue
+            rows, cols = theta[n].shape
+            if step % NU == 0:
+                at = splitmix(seed, step)
+                basis[n] = (torch.linalg.qr(factor(at, 1, i, rows, RANK))[0].double(),
+                            torch.linalg.qr(factor(at, 2, i, cols, RANK))[0].double().T)
+            u, v = basis[n]
+            z0 = factor(s, 3, i, RANK, RANK).double()
+            z[n] = u @ z0 @ v * (math.sqrt(theta[n].numel() / z0.numel()) if scaled else 1.0)
+        loss1 = loss_at({n: theta[n] + z[n] * eps for n in names})
+        loss2 = loss_at({n: theta[n] - z[n] * eps for n in names})
+        g = (loss1 - loss2) / (2 * eps)
+        for n in names:
+            theta[n] = theta[n] - lr * (g * z[n])
+    return theta
+
+
+def released_fzoo(model: Small, steps: int, seed: int, lr: float, eps: float, probes: int,
+                  unbiased: bool = False) -> dict:
+    """DKmiyan/FZOO `zo_step` + `zo_update` (trainer.py) with our seeded signs (`unbiased=True`: a rule that
+    is not the released one, the sample standard deviation)."""
+    names, theta, loss_at = functional(model)
+    for step in range(steps):
+        s = splitmix(seed, step)
+        r = [{n: torch.where(gauss(theta[n], splitmix(s, k), i) >= 0, 1.0, -1.0).double()
+              for i, n in enumerate(names)} for k in range(probes)]
+        loss1s = torch.tensor([loss_at({n: theta[n] + r[k][n] * eps for n in names}) for k in range(probes)],
+                              dtype=torch.float64)
+        std = torch.std(loss1s, unbiased=unbiased)
+        projected_grad = (loss1s - loss_at(theta)) / (probes * std)
+        for k in range(probes):
+            for n in names:
+                theta[n] = theta[n] - lr * (projected_grad[k].item() * r[k][n])
+    return theta
+
+
+def ours_on(method: str, model: Small, **sets: str) -> dict:
+    trainer = make(method, model, seed=ZB_SEED, lr=str(ZB_LR), eps=str(ZB_EPS), generator="torch-normal", **sets)
+    for step in range(ZB_STEPS):
+        trainer.step(step, model)
+    return dict(model.named_parameters())
+
+
+def close(mine: dict, theirs: dict) -> bool:
+    start = dict(Small("layer_norm").named_parameters())
+    assert all(not torch.allclose(theirs[n], start[n]) for n in theirs)  # every parameter moved
+    return all(torch.allclose(p.detach(), theirs[n], rtol=1e-8, atol=1e-9) for n, p in mine.items())
+
+
+LOZO_SETS = {"rank": str(RANK), "interval": str(NU), "weight_decay": "0.1"}
+
+
+@pytest.mark.parametrize("refresh", ["true", "false"])
+def test_lozo_default_is_the_released_step_and_the_switch_is_what_it_names(refresh):
+    """released_refresh=true (the default) is the released reseeded update; false is the probed direction;
+    each matches its own transcription and not the other's."""
+    mine = ours_on("lozo", Small("layer_norm"), **LOZO_SETS, released_refresh=refresh)
+    quirk = refresh == "true"
+    assert close(mine, released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, quirk=quirk))
+    assert not close(mine, released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, quirk=not quirk))
+
+
+def test_lozo_m_default_is_the_released_momentum_step():
+    mine = ours_on("lozo-m", Small("layer_norm"), **LOZO_SETS)
+    theirs = released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, momentum=0.7)
+    assert close(mine, theirs)
+    uncarried = released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, momentum=0.7, carry=False)
+    assert not close(mine, uncarried)
+
+
+def test_subzero_default_is_the_released_step():
+    mine = ours_on("subzero", Small("layer_norm"), rank=str(RANK), interval=str(NU))
+    assert close(mine, released_subzero(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS))
+    assert not close(mine, released_subzero(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, scaled=False))
+
+
+def test_subzero_lora_shape_is_the_released_reshape_matrix():
+    """`reshape_matrix` as released: the factor pair closest together, found by trial division."""
+    from methods.subzero import most_square
+
+    def reshape_matrix(integer):
+        factor1, factor2 = 1, integer
+        for i in range(1, int(math.sqrt(integer)) + 1):
+            if int(integer / i) == integer / i:
+                if integer / i - i < factor2 - factor1:
+                    factor1, factor2 = i, integer / i
+        return factor1, int(factor2)
+
+    for n in (1, 7, 12, 36, 4608, 8 * 576, 49152 * 8):
+        assert most_square(n) == reshape_matrix(n)
+
+
+@pytest.mark.parametrize("stacked", ["true", "false"])
+def test_fzoo_default_is_the_released_step(stacked):
+    mine = ours_on("fzoo", Small("layer_norm"), probes="4", stacked=stacked)
+    assert close(mine, released_fzoo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 4))
+    assert not close(mine, released_fzoo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 4, unbiased=True))

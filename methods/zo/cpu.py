@@ -332,3 +332,84 @@ def hizoo(theta, scale, key, start, keep, coeff, smooth, ac):
     for e in range(n - (hi - lo)):
         i = _edge(e, lo, hi)
         _hizoo_one(theta, scale, i, _z_at(k0, k1, start + i), keep, coeff, smooth, ac)
+
+
+# -- Rademacher directions (FZOO): r[4j + c] = +1 or -1 by the top bit of word c of philox(key, j), Triton's
+# `randint4x(key, j)`; no log, sin or cos, so about a quarter of a Gaussian value's cost.
+
+@njit(inline="always")
+def _sign(x):
+    return float32(1.0) - float32(2.0) * float32(x >> uint32(31))
+
+
+@njit(inline="always")
+def _signs(k0, k1, j):
+    a, b, c, d = _philox(k0, k1, uint32(j))
+    return _sign(a), _sign(b), _sign(c), _sign(d)
+
+
+@njit(inline="always")
+def _sign_at(k0, k1, counter):
+    q = _signs(k0, k1, counter // 4)
+    return q[counter % 4]
+
+
+@njit(inline="always")
+def _probe_sign_quads(theta, plus, k0, k1, first, eps):
+    for j in range(theta.shape[0] // 4):
+        r1, r2, r3, r4 = _signs(k0, k1, first + j)
+        o = 4 * j
+        plus[o] = theta[o] + eps * r1
+        plus[o + 1] = theta[o + 1] + eps * r2
+        plus[o + 2] = theta[o + 2] + eps * r3
+        plus[o + 3] = theta[o + 3] + eps * r4
+
+
+@njit(**OPTIONS)
+def probe_signs(theta, plus, key, start, eps):
+    """plus = theta + eps r, r the Rademacher stream `key` from counter `start`: one probe in one pass."""
+    k0, k1 = _keys(key)
+    n = theta.shape[0]
+    head, whole, first = _span(n, start)
+    lo, hi = head, head + 4 * whole
+    _probe_sign_quads(theta[lo:hi], plus[lo:hi], k0, k1, first, eps)
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
+        plus[i] = theta[i] + eps * _sign_at(k0, k1, start + i)
+
+
+@njit(inline="always")
+def _axpy_sign_quads(theta, k0, k1, first, coeff):
+    for j in range(theta.shape[0] // 4):
+        r1, r2, r3, r4 = _signs(k0, k1, first + j)
+        o = 4 * j
+        theta[o] = theta[o] - coeff * r1
+        theta[o + 1] = theta[o + 1] - coeff * r2
+        theta[o + 2] = theta[o + 2] - coeff * r3
+        theta[o + 3] = theta[o + 3] - coeff * r4
+
+
+SIGN_BLOCK = 4096  # values a block: theta's block stays in the L1 cache while every probe's signs pass over it
+
+
+@njit(**OPTIONS)
+def axpy_signs(theta, keys, coeffs, start, keep):
+    """theta = keep theta, then theta -= coeffs[k] r_k for k in order (r_k the stream keys[k]): FZOO's update
+    over all its probes, theta read and written once (a block at a time), the signs never stored."""
+    n = theta.shape[0]
+    head, whole, first = _span(n, start)
+    lo, hi = head, head + 4 * whole
+    for b in range(lo, hi, SIGN_BLOCK):
+        e = min(b + SIGN_BLOCK, hi)
+        if keep != float32(1.0):
+            for o in range(b, e):
+                theta[o] = keep * theta[o]
+        for k in range(keys.shape[0]):
+            k0, k1 = _keys(keys[k])
+            _axpy_sign_quads(theta[b:e], k0, k1, first + (b - lo) // 4, coeffs[k])
+    for e in range(n - (hi - lo)):
+        i = _edge(e, lo, hi)
+        theta[i] = keep * theta[i]
+        for k in range(keys.shape[0]):
+            k0, k1 = _keys(keys[k])
+            theta[i] = theta[i] - coeffs[k] * _sign_at(k0, k1, start + i)

@@ -119,8 +119,10 @@ class Directions:
         step = -(-n // (4 * self._shares)) * 4
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
-    def axpy(self, seed: int, keep: list[float], coeff: list[float], undo: bool = False) -> None:
-        """theta_i <- keep_i theta_i - coeff_i z_i for every parameter (`undo`: the inverse, up to rounding)."""
+    def axpy(self, seed: int, keep: list[float], coeff: list[float], undo: bool = False,
+             indices: set[int] | None = None) -> None:
+        """theta_i <- keep_i theta_i - coeff_i z_i for every parameter (or those in `indices`; `undo`: the
+        inverse, up to rounding)."""
         def fused(i: int, lo: int, hi: int, key: int) -> None:
             k, c = (1.0 / keep[i], -coeff[i] / keep[i]) if undo else (keep[i], coeff[i])
             self.generator.axpy(self.params[i].view(-1)[lo:hi], key, lo, k, c)
@@ -136,13 +138,14 @@ class Directions:
                     p.mul_(keep[i])
                 p.add_(z, alpha=-coeff[i])
 
-        self.walk(seed, step, fused)
+        self.walk(seed, step, fused, indices)
 
-    def each_fused(self, seed: int, kernel: Callable[[int, int, int, int], None]) -> set[int]:
-        """kernel(i, lo, hi, key) over the element ranges of every parameter whose update the generator fuses
-        (z computed inside the kernel from `key` = mix(seed, i), counters lo .. hi), shared out among the
-        threads; returns those parameters' indices."""
-        fused = [i for i, p in enumerate(self.params) if self._fused(p)]
+    def each_fused(self, seed: int, kernel: Callable[[int, int, int, int], None],
+                   indices: set[int] | None = None) -> set[int]:
+        """kernel(i, lo, hi, key) over the element ranges of every parameter (or those in `indices`) whose
+        update the generator fuses (z computed inside the kernel from `key` = mix(seed, i), counters lo .. hi),
+        shared out among the threads; returns those parameters' indices."""
+        fused = [i for i, p in enumerate(self.params) if self._fused(p) and (indices is None or i in indices)]
         if self._pool is None:  # one kernel a parameter (on CUDA a launch costs more than a chunk's work)
             todo = [(i, 0, self.params[i].numel()) for i in fused]
         else:  # chunks, for the threads to share
@@ -151,16 +154,16 @@ class Directions:
         return {job[0] for job in todo}
 
     def walk(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None],
-             fused: Callable[[int, int, int, int], None] | None = None) -> None:
-        """An update over every parameter: `fused(i, lo, hi, key)` where the generator's kernel computes z
-        itself (`each_fused`), else fn(i, rows, z of those rows) a piece at a time (fn works in place,
+             fused: Callable[[int, int, int, int], None] | None = None, indices: set[int] | None = None) -> None:
+        """An update over every parameter (or those in `indices`): `fused(i, lo, hi, key)` where the
+        generator's kernel computes z itself (`each_fused`), else fn(i, rows, z of those rows) a piece at a time (fn works in place,
         elementwise, and may overwrite z: the ops version-1 runs used). Kept z (`keep`) is used where held;
         else the calling thread and the pool share the chunks, each drawing z and running fn slice by slice
         in the same thread."""
-        skip = self.each_fused(seed, fused) if fused is not None else set()
+        skip = self.each_fused(seed, fused, indices) if fused is not None else set()
         todo = []
         for i in range(len(self.params)):
-            if i in skip:
+            if i in skip or (indices is not None and i not in indices):
                 continue
             kept, done = self._kept.get(i, {}), set()
             for span, (held_seed, z) in kept.items():
@@ -201,6 +204,45 @@ class Directions:
 
         self._shared(todo, lambda job: self.params[job[0]][slice(*self._chunks[job[0]][job[1]])].numel(), run)
 
+    # -- Rademacher directions (FZOO): r = +-1 per value, from the same (seed, parameter, element) counters
+
+    def probe_signs(self, seed: int, i: int, rows: slice, eps: float, plus: torch.Tensor) -> None:
+        """plus = theta + eps r(seed) for rows `rows` of parameter i (r: the generator's sign stream; a
+        generator without one takes the signs of its normals, z >= 0 -> +1)."""
+        theta = self.params[i][rows]
+        if self._fused(theta):
+            key, base, flat, out = mix(seed, i), rows.start * self._row(i), theta.view(-1), plus.view(-1)
+            self._shared(self._ranges(flat.numel()), lambda job: job[1] - job[0], lambda share, job:
+                         self.generator.probe_signs(flat[job[0]:job[1]], out[job[0]:job[1]], key, base + job[0], eps))
+            return
+        r = signs(self.draw(seed, i, rows, out=plus))
+        torch.add(theta, r, alpha=eps, out=plus)
+
+    def axpy_signs(self, seeds: list[int], keep: list[float], coeffs: list[float], undo: bool = False) -> None:
+        """theta_i <- keep_i theta_i - sum_k coeffs[k] r(seeds[k])_i, the probes in order (`undo`: the
+        inverse, up to rounding, the probes in reverse)."""
+        def fused(i: int, lo: int, hi: int, key: int) -> None:
+            k, c = (1.0 / keep[i], [-x / keep[i] for x in coeffs]) if undo else (keep[i], coeffs)
+            keys = [mix(s, i) for s in seeds]
+            self.generator.axpy_signs(self.params[i].view(-1)[lo:hi], keys, c, lo, k)
+
+        done = self.each_fused(seeds[0], fused)
+        rest = {i for i in range(len(self.params)) if i not in done}
+        if not rest:
+            return
+        order = list(zip(seeds, coeffs))[::-1] if undo else list(zip(seeds, coeffs))
+        if not undo:
+            for i in rest:
+                if keep[i] != 1.0:
+                    self.params[i].mul_(keep[i])
+        for seed, coeff in order:
+            self.walk(seed, lambda i, rows, z, c=coeff: self.params[i][rows].add_(signs(z), alpha=c if undo else -c),
+                      indices=rest)
+        if undo:
+            for i in rest:
+                if keep[i] != 1.0:
+                    self.params[i].div_(keep[i])
+
     def _shared(self, jobs: list, size: Callable[[Any], int], run: Callable[[int, Any], None]) -> None:
         """run(share, job) for every job. On a CPU with a pool the jobs are cut into contiguous shares of
         about equal size, one per thread, the calling thread taking the first: one fork-join. `share` names
@@ -224,3 +266,9 @@ class Directions:
         work(0)
         for f in futures:
             f.result()
+
+
+def signs(z: torch.Tensor) -> torch.Tensor:
+    """z's Rademacher signs in place: +1 where z >= 0, else -1 (the sign stream of a generator that draws
+    normals only)."""
+    return z.copy_(torch.where(z >= 0, 1.0, -1.0))

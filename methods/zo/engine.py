@@ -57,7 +57,7 @@ class ZOEngine:
 
     # -- forwards on substitute weights --------------------------------------------------------------
 
-    def _pair(self, seed: int, eps: float, scales: list[torch.Tensor] | None, i: int, rows: slice,
+    def pair(self, seed: int, eps: float, scales: list[torch.Tensor] | None, i: int, rows: slice,
               dtype: torch.dtype | None = None) -> list:
         """[theta + eps z s, theta - eps z s] for rows `rows` of parameter i, in borrowed scratch: in `dtype`
         where the directions' kernel writes it (rounded as a cast would), else in the parameter's."""
@@ -66,13 +66,20 @@ class ZOEngine:
         self.directions.pair(seed, i, rows, eps, None if scales is None else scales[i][rows], plus, minus)
         return [plus, minus]
 
+    def borrow(self, i: int, rows: slice) -> torch.Tensor:
+        """Scratch shaped like rows `rows` of parameter i, for a `make` to fill (given back after its forward)."""
+        return self.substitution.borrow(i, rows)
+
+    def give_back(self, t: torch.Tensor) -> None:
+        self.substitution.give_back(t)
+
     def probes(self, seed: int, eps: float, scales: list[torch.Tensor] | None = None,
                center: bool = False) -> ContextManager[None]:
         """The dual forward: forwards inside take the batch stacked 2 times (3 with `center`); copy by copy,
         every module that owns a trained parameter sees [theta,] theta + eps z, theta - eps z (z times
         `scales[i]` elementwise: HiZOO's factor)."""
         def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
-            return [self.params[i][rows]] * center + self._pair(seed, eps, scales, i, rows, dtype)
+            return [self.params[i][rows]] * center + self.pair(seed, eps, scales, i, rows, dtype)
 
         return self.substitution.stacked(2 + center, make)
 
@@ -81,7 +88,7 @@ class ZOEngine:
         """Forwards inside see theta + eps z(seed) (sign 1) or theta - eps z(seed) (sign -1): the same weights
         as the dual forward's copies."""
         def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
-            plus, minus = self._pair(seed, eps, scales, i, rows, dtype)
+            plus, minus = self.pair(seed, eps, scales, i, rows, dtype)
             used, spare = (plus, minus) if sign > 0 else (minus, plus)
             self.substitution.give_back(spare)
             return [used]

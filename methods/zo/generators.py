@@ -127,6 +127,28 @@ class Philox:
 
             cpu.hizoo(theta.numpy(), scale.numpy(), key, start, *map(_f32, (keep, coeff, smooth, ac)))
 
+    def probe_signs(self, theta: torch.Tensor, plus: torch.Tensor, key: int, start: int, eps: float) -> None:
+        """plus = theta + eps r, r the Rademacher stream `key` (flat contiguous views): FZOO's probe."""
+        if theta.is_cuda:
+            from methods.zo import gpu
+
+            gpu.probe_signs(theta, plus, key, start, eps)
+        else:
+            from methods.zo import cpu
+
+            cpu.probe_signs(theta.numpy(), plus.numpy(), key, start, _f32(eps))
+
+    def axpy_signs(self, theta: torch.Tensor, keys: list[int], coeffs: list[float], start: int, keep: float) -> None:
+        """theta = keep theta - sum_k coeffs[k] r_k in place, the probes in order (a flat contiguous view)."""
+        if theta.is_cuda:
+            from methods.zo import gpu
+
+            gpu.axpy_signs(theta, keys, coeffs, start, keep)
+        else:
+            from methods.zo import cpu
+
+            cpu.axpy_signs(theta.numpy(), np.array(keys, np.int64), np.array(coeffs, np.float32), start, _f32(keep))
+
     def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
         flat = out.view(-1)
         target = flat if flat.dtype == torch.float32 else torch.empty(flat.shape, dtype=torch.float32, device=out.device)

@@ -56,3 +56,21 @@ def hizoo(theta: torch.Tensor, scale: torch.Tensor, key: int, start: int, keep: 
     n = theta.numel()
     if n:
         _kernels().hizoo[_grid(n, start, block)](theta, scale, key, start, n, keep, coeff, smooth, ac, BLOCK=block)
+
+
+def probe_signs(theta: torch.Tensor, plus: torch.Tensor, key: int, start: int, eps: float, block: int = BLOCK) -> None:
+    """plus = theta + eps r, r the Rademacher stream `key` (`methods/zo/cpu.py:probe_signs`)."""
+    n = theta.numel()
+    if n:
+        _kernels().probe_signs[_grid(n, start, block)](theta, plus, key, start, n, eps, BLOCK=block)
+
+
+def axpy_signs(theta: torch.Tensor, keys: list[int], coeffs: list[float], start: int, keep: float,
+               block: int = BLOCK) -> None:
+    """theta = keep theta - sum_k coeffs[k] r_k, the probes in order: one launch a probe (a value rounds
+    as on a CPU: the scale, then each probe's term)."""
+    n = theta.numel()
+    for k, (key, coeff) in enumerate(zip(keys, coeffs)):
+        if n:
+            _kernels().axpy_signs[_grid(n, start, block)](theta, key, start, n, keep, coeff,
+                                                           SCALE=k == 0 and keep != 1.0, BLOCK=block)

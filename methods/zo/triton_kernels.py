@@ -70,3 +70,61 @@ def hizoo(theta, scale, key, start, n, keep, coeff, smooth, ac, BLOCK: tl.conste
     _hizoo_one(theta, scale, at + 1, n2, n, keep, coeff, smooth, ac)
     _hizoo_one(theta, scale, at + 2, n3, n, keep, coeff, smooth, ac)
     _hizoo_one(theta, scale, at + 3, n4, n, keep, coeff, smooth, ac)
+
+
+@triton.jit
+def _signs(key, start, BLOCK: tl.constexpr):
+    """(the program's quads' Rademacher signs, component by component: the top bit of each word of
+    `randint4x`, the Philox output `randn4x` maps to normals; where component 0 of each lands)."""
+    j = start // 4 + tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    a, b, c, d = tl.randint4x(key, j.to(tl.uint32))
+    one = 1.0
+    return (one - 2.0 * (a.to(tl.uint32, bitcast=True) >> 31).to(tl.float32),
+            one - 2.0 * (b.to(tl.uint32, bitcast=True) >> 31).to(tl.float32),
+            one - 2.0 * (c.to(tl.uint32, bitcast=True) >> 31).to(tl.float32),
+            one - 2.0 * (d.to(tl.uint32, bitcast=True) >> 31).to(tl.float32), j * 4 - start)
+
+
+@triton.jit
+def _probe_one(theta, plus, at, r, n, eps):
+    inside = (at >= 0) & (at < n)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    tl.store(plus + at, x + eps * r, mask=inside)
+
+
+@triton.jit
+def probe_signs(theta, plus, key, start, n, eps, BLOCK: tl.constexpr):
+    r1, r2, r3, r4, at = _signs(key, start, BLOCK)
+    _probe_one(theta, plus, at, r1, n, eps)
+    _probe_one(theta, plus, at + 1, r2, n, eps)
+    _probe_one(theta, plus, at + 2, r3, n, eps)
+    _probe_one(theta, plus, at + 3, r4, n, eps)
+
+
+@triton.jit
+def _sub_one(theta, at, r, n, coeff):
+    inside = (at >= 0) & (at < n)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    tl.store(theta + at, x - coeff * r, mask=inside)
+
+
+@triton.jit
+def _scale_one(theta, at, n, keep):
+    inside = (at >= 0) & (at < n)
+    x = tl.load(theta + at, mask=inside).to(tl.float32)
+    tl.store(theta + at, keep * x, mask=inside)
+
+
+@triton.jit
+def axpy_signs(theta, key, start, n, keep, coeff, SCALE: tl.constexpr, BLOCK: tl.constexpr):
+    """theta = keep theta (SCALE) - coeff r: one probe's share of FZOO's update (a launch per probe)."""
+    r1, r2, r3, r4, at = _signs(key, start, BLOCK)
+    if SCALE:
+        _scale_one(theta, at, n, keep)
+        _scale_one(theta, at + 1, n, keep)
+        _scale_one(theta, at + 2, n, keep)
+        _scale_one(theta, at + 3, n, keep)
+    _sub_one(theta, at, r1, n, coeff)
+    _sub_one(theta, at + 1, r2, n, coeff)
+    _sub_one(theta, at + 2, r3, n, coeff)
+    _sub_one(theta, at + 3, r4, n, coeff)
