@@ -68,6 +68,56 @@ def verdict(iv: Interval, threshold: float = 0.0, above: bool = True) -> str:
     return REPRODUCED if low_side else NOT_REPRODUCED if high_side else INCONCLUSIVE
 
 
+SMALLER_REPRODUCED = "reproduced, smaller than claimed"
+SMALLER = "smaller than claimed"
+REVERSED = "not reproduced (reversed)"
+
+
+@dataclass(frozen=True)
+class Sized:
+    """A comparison's verdict and the numbers that decided it."""
+
+    word: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.word}: {self.reason}"
+
+
+def sized(iv: Interval, claimed: float | None = None, margin: float | None = None, scale: float = 100.0,
+          unit: str = "points", what: str = "the difference") -> Sized:
+    """The verdict of "`what` > 0" read off its interval, against zero and against the paper's effect
+    `claimed` (> 0; None where the paper gives none), or "equivalent within +-margin" where the interval
+    holds zero and lies inside +-margin. Equivalence is two one-sided tests on the 95% interval, each at 2.5%
+    (stricter than TOST's usual 90% interval). In order:
+    - wholly above zero, holding the claimed effect (or above it, or nothing claimed): reproduced;
+    - wholly above zero, wholly below the claimed effect: reproduced, smaller than claimed;
+    - wholly below zero: not reproduced (reversed);
+    - holding zero, inside +-margin: equivalent within +-margin;
+    - holding zero, excluding the claimed effect: smaller than claimed (no effect shown, the paper's ruled out);
+    - holding zero and the claimed effect (or no interval): inconclusive."""
+    def num(x: float) -> str:
+        return f"{x * scale:+.1f}"
+
+    if iv.n < 2 or math.isnan(iv.lo):
+        return Sized(INCONCLUSIVE, f"{what} {iv.show(scale)}: no interval")
+    shown = f"{what} {num(iv.mean)} [{num(iv.lo)}, {num(iv.hi)}] {unit} (n={iv.n})"
+    paper = "" if claimed is None else f"the paper's {num(claimed)}"
+    if iv.lo > 0:
+        if claimed is not None and iv.hi < claimed:
+            return Sized(SMALLER_REPRODUCED, f"{shown} lies above 0 and below {paper}")
+        return Sized(REPRODUCED, f"{shown} lies above 0" + (f" and holds {paper}" if claimed is not None
+                                                            and iv.lo <= claimed else
+                                                            f", above {paper}" if claimed is not None else ""))
+    if iv.hi < 0:
+        return Sized(REVERSED, f"{shown} lies below 0")
+    if margin is not None and -margin < iv.lo and iv.hi < margin:
+        return Sized(f"equivalent within +-{margin * scale:.1f}", f"{shown} lies inside +-{margin * scale:.1f}")
+    if claimed is not None and not iv.lo <= claimed <= iv.hi:
+        return Sized(SMALLER, f"{shown} holds 0 and excludes {paper}")
+    return Sized(INCONCLUSIVE, f"{shown} holds 0" + (f" and {paper}" if claimed is not None else ""))
+
+
 def all_of(verdicts: list[str]) -> str:
     """A claim made of parts: reproduced if every part is, not reproduced if any part is not, else inconclusive."""
     if verdicts and all(v == REPRODUCED for v in verdicts):

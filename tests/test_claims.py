@@ -321,3 +321,27 @@ def test_the_offline_presets_run_what_the_committed_claims_study_chose():
     table4 = EXPERIMENTS.get("table4").preset("offline")
     assert (table4.zo_steps, table4.fo_steps, table4.seeds) == (presets.ZO_STEPS, presets.FO_STEPS, presets.SEEDS)
     assert table4.grids["hizoo"]["hessian_smooth"] == (presets.HESSIAN_SMOOTH,)
+
+
+# ---- verdicts with sizes (issue 31): every case on synthetic intervals -----------------------------
+
+def iv(lo: float, hi: float, n: int = 5) -> stats.Interval:
+    return stats.Interval((lo + hi) / 2, lo, hi, n)
+
+
+@pytest.mark.parametrize("interval_, claimed, margin, word, says", [
+    (iv(0.03, 0.08), 0.056, None, stats.REPRODUCED, "lies above 0 and holds the paper's +5.6"),
+    (iv(0.07, 0.09), 0.056, None, stats.REPRODUCED, "above the paper's +5.6"),
+    (iv(0.03, 0.08), None, None, stats.REPRODUCED, "+5.5 [+3.0, +8.0] points (n=5) lies above 0"),
+    (iv(0.005, 0.02), 0.056, None, stats.SMALLER_REPRODUCED, "lies above 0 and below the paper's +5.6"),
+    (iv(-0.019, 0.021), 0.056, None, stats.SMALLER, "+0.1 [-1.9, +2.1] points (n=5) holds 0 and excludes the paper's +5.6"),
+    (iv(-0.04, -0.01), 0.056, None, stats.REVERSED, "lies below 0"),
+    (iv(-0.01, 0.015), 0.056, 0.02, "equivalent within +-2.0", "lies inside +-2.0"),
+    (iv(-0.01, 0.025), 0.056, 0.02, stats.SMALLER, "excludes"),  # wider than the margin: not equivalent
+    (iv(-0.02, 0.07), 0.056, None, stats.INCONCLUSIVE, "holds 0 and the paper's +5.6"),
+    (iv(-0.02, 0.07), None, None, stats.INCONCLUSIVE, "holds 0"),
+    (stats.Interval(0.05, math.nan, math.nan, 1), 0.056, None, stats.INCONCLUSIVE, "no interval"),
+])
+def test_a_sized_verdict_names_the_numbers_that_decided_it(interval_, claimed, margin, word, says):
+    v = stats.sized(interval_, claimed, margin, what="DiZO - MeZO")
+    assert v.word == word and says in v.reason and v.reason.startswith("DiZO - MeZO")

@@ -1,0 +1,72 @@
+"""One run of each ZO optimizer on rt-polarity, side by side, into one committed record (README, "Every ZO
+optimizer").
+
+`python -m benchmark.measurements.zo_optimizers METHOD=LR [METHOD=LR ...] [--steps 300] [--seed 0]`: each
+`benchmark run METHOD rt-polarity` (smollm2-135m, bf16-mixed where the CPU has it, batch 16, dev 500 every 50
+steps, test 1000) in turn, through the real CLI; as each finishes its dev curve, test score, rate and peak join
+`reports/results/zo_optimizers/rt-polarity_STEPS_steps_seedSEED.json`, so a killed sitting loses at most the run
+under way, and a method already recorded at that rate is skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmark.core import names
+from benchmark.core.store import client
+
+OUT = Path(__file__).resolve().parents[2] / "reports" / "results" / "zo_optimizers"
+SETS = ["batch_size=16", "num_dev=500", "num_test=1000", "eval_every=50", "eval_batch_size=64"]
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="METHOD=LR")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    path = OUT / f"rt-polarity_{args.steps}_steps_seed{args.seed}.json"
+    record = json.loads(path.read_text()) if path.exists() else {
+        "what": f"{args.steps} steps, rt-polarity, smollm2-135m, seed {args.seed}, batch 16, dev 500 every 50, test 1000",
+        "cpu": cpu_name(), "date": datetime.date.today().isoformat(),
+        "command": f"benchmark run METHOD rt-polarity --steps {args.steps} --seed {args.seed} --set lr=LR "
+                   + " ".join(SETS), "runs": {}}
+    for spec in args.runs:
+        method, lr = spec.split("=", 1)
+        if record["runs"].get(method, {}).get("lr") == lr:
+            print(f"{method} at lr {lr}: recorded already", flush=True)
+            continue
+        cmd = [sys.executable, "-m", "benchmark.cli", "run", method, "rt-polarity", "--steps", str(args.steps),
+               "--seed", str(args.seed), "--json", "--experiment", "zo-optimizers", "--set", f"lr={lr}", *SETS]
+        print(" ".join(cmd[2:]), flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"{method}: failed\n{proc.stderr[-2000:]}", flush=True)
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        history = client().get_metric_history(r["run_id"], names.DEV_SCORE)
+        record["runs"][method] = {
+            "lr": lr, "dev_curve": [[m.step, m.value] for m in sorted(history, key=lambda m: m.step)],
+            "dev_best": r[names.DEV_BEST], "best_step": r[names.DEV_BEST_STEP], "test": r[names.TEST_SCORE],
+            "steps_per_s": r[names.STEPS_PER_S], "peak_memory_gb": r[names.PEAK_MEMORY],
+            "forward_passes": r.get(names.FORWARD_PASSES), "git_commit": subprocess.run(
+                ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{method}: dev {r[names.DEV_BEST]:.3f} test {r[names.TEST_SCORE]:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
