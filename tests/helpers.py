@@ -52,9 +52,9 @@ SETTINGS = {
     "zo-sgd-mmt-lora": {"lr": "1e-2"}, "zo-adam-lora": {"lr": "1e-2"}, "zo-sgd-sign-lora": {"lr": "1e-2"},
     "zo-sgd-cons-lora": {"lr": "1e-2"}, "forward-grad": {"lr": "2e-3"}, "forward-grad-lora": {"lr": "1e-1"},
     "lozo": {"lr": "2e-3", "interval": "10"}, "lozo-m": {"lr": "2e-3", "interval": "10"},
-    "subzero": {"lr": "2e-3", "rank": "4", "interval": "20"}, "fzoo": {"lr": "1e-3"},
+    "subzero": {"lr": "2e-3", "rank": "4", "interval": "20"}, "fzoo": {"lr": "1e-3", "probes": "4"},
     "lozo-lora": {"lr": "1e-1", "interval": "10"}, "subzero-lora": {"lr": "1e-1", "rank": "4", "interval": "20"},
-    "fzoo-lora": {"lr": "1e-2"},
+    "fzoo-lora": {"lr": "1e-2", "probes": "4"},
 }
 
 # families whose LoRA twins the learning and resume cases leave out (the contract, LoRA-only and golden tests
