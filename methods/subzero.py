@@ -55,8 +55,7 @@ class SubZeroHparams(MeZOHparams):
 
 @register_method("subzero")
 class SubZero(Factored):
-    """ZO in a random subspace: each matrix probed along c U Z V, U and V orthonormal, redrawn every
-    `interval` steps."""
+    """ZO in a random subspace: each matrix probed along c U Z V (U, V orthonormal, redrawn every `interval`)."""
 
     Hparams = SubZeroHparams
 

@@ -156,10 +156,10 @@ class Directions:
     def walk(self, seed: int, fn: Callable[[int, slice, torch.Tensor], None],
              fused: Callable[[int, int, int, int], None] | None = None, indices: set[int] | None = None) -> None:
         """An update over every parameter (or those in `indices`): `fused(i, lo, hi, key)` where the
-        generator's kernel computes z itself (`each_fused`), else fn(i, rows, z of those rows) a piece at a time (fn works in place,
-        elementwise, and may overwrite z: the ops version-1 runs used). Kept z (`keep`) is used where held;
-        else the calling thread and the pool share the chunks, each drawing z and running fn slice by slice
-        in the same thread."""
+        generator's kernel computes z itself (`each_fused`), else fn(i, rows, z of those rows) a piece at a
+        time (fn works in place, elementwise, and may overwrite z: the ops version-1 runs used). Kept z
+        (`keep`) is used where held; else the calling thread and the pool share the chunks, each drawing z
+        and running fn slice by slice in the same thread."""
         skip = self.each_fused(seed, fused, indices) if fused is not None else set()
         todo = []
         for i in range(len(self.params)):
