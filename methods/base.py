@@ -52,6 +52,15 @@ class Method(Protocol):
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         """One optimisation step on `loss_fn`'s batch; `fresh` supplies extra batches (DiZO's projection)."""
 
+    def forwards(self) -> int:
+        """Forward passes one step takes, a projection's aside (each copy of a stacked batch counts one; a
+        forward-mode pass counts one): what `StepResult.forward_passes` reports and `benchmark perf` divides by."""
+
+    def state_copies(self) -> float:
+        """What the method holds across steps besides the trained weights, in copies of them (Adam's moments:
+        2; HiZOO's curvature: 1; LOZO's V factors: a few thousandths): the extra memory it declares, which
+        `benchmark perf` prints beside the peak it measures."""
+
     def checkpoint(self) -> Any:
         """Something cheap from which `restore` can bring back the current weights."""
 

@@ -153,6 +153,9 @@ class DiZO(MeZO, projects=True):
         self.gains: dict[int, float] = {}  # projection_target=lr: the last round's ratios scale the next steps
         self.last_ratios: torch.Tensor | None = None
 
+    def state_copies(self) -> float:
+        return super().state_copies() + self.share(self.base)  # theta0 of the projected weights (host, on a GPU)
+
     @staticmethod
     def search_rule(hp: DiZOHparams) -> GammaRule:
         return GAMMA_RULES[hp.projection_rule](hp.projection_eps, hp.projection_step_size, hp.clip_range)

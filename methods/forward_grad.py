@@ -80,7 +80,11 @@ class ForwardGrad(MeZO):
         loss, derivative = self.directional(seed, loss_fn)
         record: dict[str, Any] = {"seed": seed, "grad": derivative, "lr": self.hp.lr * self.schedule(step)}
         self.descend(record)
-        return StepResult(loss=loss, forward_passes=1, metrics={names.PROJECTED_GRAD: derivative}, record=record)
+        return StepResult(loss=loss, forward_passes=self.forwards(), metrics={names.PROJECTED_GRAD: derivative},
+                          record=record)
+
+    def forwards(self) -> int:
+        return 1  # one forward-mode pass (v, one copy of the weights, lives only during it)
 
 
 register_method("forward-grad-lora")(with_lora(ForwardGrad, lr=1e-4))

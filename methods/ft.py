@@ -43,7 +43,13 @@ class FT(Declared, first_order=True, trains=True, projects=False, replays=False)
         loss = loss_fn()
         loss.backward()
         self.optimizer.step()
-        return StepResult(loss=loss.item(), forward_passes=1)
+        return StepResult(loss=loss.item(), forward_passes=self.forwards())
+
+    def forwards(self) -> int:
+        return 1
+
+    def state_copies(self) -> float:
+        return 3.0  # AdamW's two moments and the gradients
 
     def diagnostics(self) -> dict[str, float]:
         return {}

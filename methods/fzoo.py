@@ -91,7 +91,10 @@ class FZOO(MeZO):
         grads = [(loss - loss0) / (n * sigma) if sigma else 0.0 for loss in probed]
         record = {"seed": seed, "grads": grads, "lr": self.hp.lr * self.schedule(step)}
         self.descend(record)
-        return StepResult(loss=loss0, forward_passes=n + 1, record=record)
+        return StepResult(loss=loss0, forward_passes=self.forwards(), record=record)
+
+    def forwards(self) -> int:
+        return self.hp.probes + 1
 
     def descend(self, record: dict[str, Any]) -> None:
         """theta <- keep theta - lr sum_k g_k r_k, logged for rollback."""

@@ -73,8 +73,14 @@ class HiZOO(MeZO):
         record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step),
                   "curvature": abs(loss_plus + loss_minus - 2 * loss) / (2 * eps**2)}
         self.descend(record)
-        return StepResult(loss=loss, forward_passes=3, record=record,
+        return StepResult(loss=loss, forward_passes=self.forwards(), record=record,
                           metrics={names.PROJECTED_GRAD: record["grad"], names.CURVATURE: record["curvature"]})
+
+    def forwards(self) -> int:
+        return 3
+
+    def state_copies(self) -> float:
+        return super().state_copies() + 1.0  # S
 
     def descend(self, record: dict[str, Any]) -> None:
         """The update of theta and S from the step's record (the curvature c moves S: replaying it

@@ -119,7 +119,7 @@ class Factored(MeZO):
         record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * self.hp.eps),
                   "lr": self.hp.lr * self.schedule(step)}
         self.descend_at(step, record, None if self.update_seed(step, seed) != seed else factors)
-        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
+        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=self.forwards(),
                           metrics={names.PROJECTED_GRAD: record["grad"]}, record=record)
 
     def replay(self, step: int, record: dict[str, Any]) -> None:
@@ -180,6 +180,11 @@ class LOZO(Factored):
         return {i: (lowrank.gaussian(directions, seed, lowrank.U, i, params[i].shape[0], r), v.t(), None)
                 for i, v in self.v(step).items()}
 
+    def state_copies(self) -> float:
+        params = self.engine.params
+        return super().state_copies() + sum(params[i].shape[1] * self.hp.rank for i in self.matrix) / sum(
+            p.numel() for p in params)  # V
+
     def update_seed(self, step: int, seed: int) -> int:
         return mix(seed, STALE) if self.hp.released_refresh and step % self.hp.interval == 0 else seed
 
@@ -228,6 +233,11 @@ class LOZOM(LOZO):
                 if keep != 1.0:
                     theta.mul_(keep)
                 theta.sub_(lr * self.m[i])
+
+    def state_copies(self) -> float:
+        params = self.engine.params
+        held = sum(sum(params[i].shape) * self.hp.rank for i in self.matrix) + sum(params[i].numel() for i in self.others)
+        return super().state_copies() + held / sum(p.numel() for p in params)  # M (rows x r, or whole), V_old
 
     def checkpoint(self) -> Any:
         return host_copy(self.engine.params)

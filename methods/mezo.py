@@ -67,8 +67,18 @@ class MeZO(Declared, first_order=False, trains=True, projects=False, replays=Tru
                     loss_minus = loss_fn.copies(1).item()
         record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step)}
         self.descend(record)
-        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=2,
+        return StepResult(loss=(loss_plus + loss_minus) / 2, forward_passes=self.forwards(),
                           metrics={names.PROJECTED_GRAD: record["grad"]}, record=record)
+
+    def forwards(self) -> int:
+        return 2
+
+    def state_copies(self) -> float:
+        return 1.0 if self.engine.directions.keep else 0.0  # keep_z: the probes' z, held for the update
+
+    def share(self, tensors: list[torch.Tensor]) -> float:
+        """`tensors`' size in copies of the trained weights."""
+        return sum(t.numel() for t in tensors) / sum(p.numel() for p in self.engine.params)
 
     def three_points(self, seed: int, loss_fn: LossFn, scales: list[torch.Tensor] | None = None) -> list[float]:
         """The batch's loss at theta, theta + eps z s and theta - eps z s (`scales`: HiZOO's factor), in one

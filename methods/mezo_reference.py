@@ -44,7 +44,13 @@ class ReferenceMeZO(Declared, first_order=False, trains=True, projects=False, re
             z = torch.normal(mean=0, std=1, size=p.data.size(), device=p.data.device, dtype=p.data.dtype)
             wd = self.hp.weight_decay if name in self.decay else 0.0
             p.data = p.data - lr * (grad * z + wd * p.data)
-        return StepResult(loss=loss1, forward_passes=2)
+        return StepResult(loss=loss1, forward_passes=self.forwards())
+
+    def forwards(self) -> int:
+        return 2
+
+    def state_copies(self) -> float:
+        return 0.0
 
     def diagnostics(self) -> dict[str, float]:
         return {}

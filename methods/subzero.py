@@ -75,6 +75,10 @@ class SubZero(Factored):
                                 for i, shape in self.shapes.items()})
         return self._basis[1]
 
+    def state_copies(self) -> float:
+        held = sum((shape[0] + shape[1]) * self.rank(i) for i, shape in self.shapes.items())
+        return super().state_copies() + held / sum(p.numel() for p in self.engine.params)  # U and V
+
     def rank(self, i: int) -> int:
         """The subspace's rank for matrix i: at most its smaller side."""
         return min(self.hp.rank, *self.shapes[i])

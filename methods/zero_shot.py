@@ -30,6 +30,12 @@ class ZeroShot(Declared, first_order=False, trains=False, projects=False, replay
     def diagnostics(self) -> dict[str, float]:
         return {}
 
+    def forwards(self) -> int:
+        return 0
+
+    def state_copies(self) -> float:
+        return 0.0
+
     def checkpoint(self) -> Any:
         return None
 

@@ -173,6 +173,10 @@ class ZOOptimizer(MeZO):
         super().__init__(hp, model, schedule, seed)
         self.opt = make_optimizer(hp, self.engine.params, getattr(hp, "optimizer", self.optimizer))
 
+    def state_copies(self) -> float:
+        held = [*getattr(self.opt, "m", []), *getattr(self.opt, "v", []), *(getattr(self.opt, "buf", None) or [])]
+        return super().state_copies() + self.share(held)
+
     def gradient(self, grad: float) -> float:
         """The scalar the optimizer's gradient is z times."""
         return grad
@@ -239,7 +243,11 @@ class ZOSGDConserve(ZOOptimizer):
         if final:
             self.opt.step(self.engine, seed, final * grad, lr)
         record = {"seed": seed, "grad": grad, "lr": lr, "final": final}
-        return StepResult(loss=loss0, forward_passes=5, record=record, metrics={names.PROJECTED_GRAD: grad})
+        return StepResult(loss=loss0, forward_passes=self.forwards(), record=record,
+                          metrics={names.PROJECTED_GRAD: grad})
+
+    def forwards(self) -> int:
+        return 5
 
     def descend(self, record: dict[str, Any]) -> None:
         """The step's three (or two) optimizer calls, without its forwards."""

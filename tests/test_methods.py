@@ -57,13 +57,20 @@ def test_every_trained_method_has_toy_settings():
 
 @pytest.mark.parametrize("name", TRAINED)
 def test_a_step_does_what_the_method_declares(name):
-    """first_order: gradients reach the trained weights (and only then); projects: the step that ends
+    """first_order: gradients reach the trained weights (and only then); a step runs the forward passes the
+    method declares (`forwards`: counted as batch copies through the model); projects: the step that ends
     an interval adds exactly the projection's forward passes."""
     cls = METHODS.get(name)
     loaded = tiny()
     trainer = make(name, loaded.model, **({"projection_interval": "2"} if cls.projects else {}))
-    loop = Loop(loaded)
+    loop, rows = Loop(loaded), []
+    hook = loaded.model.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(next(t.shape[0] for t in (*args, *kwargs.values())
+                                                      if isinstance(t, torch.Tensor))), with_kwargs=True)
     first = trainer.step(0, loop.loss_fn(), loop.loss_fn).forward_passes
+    hook.remove()
+    assert first == trainer.forwards() == sum(rows) // 8 and sum(rows) % 8 == 0, (name, first, rows)
+    assert trainer.state_copies() >= 0
     grads = [p.grad for p in loaded.model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads) if cls.first_order else all(g is None for g in grads), name
     second = trainer.step(1, loop.loss_fn(), loop.loss_fn).forward_passes

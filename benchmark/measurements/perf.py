@@ -7,6 +7,8 @@ allocator peak, or process RSS on CPU) is its own and not a leftover of the prev
 per candidate, LM head over every position): the baseline `speedup_vs_reference` is taken against.
 DiZO rows add their projection, amortised over `projection_interval` steps, and report
 `projection_overhead`: the projection's time over that of the forwards it adds (`projection_passes`).
+`state` is what the method declares it holds across steps, in copies of the trained weights
+(`state_copies`), beside the peak measured here.
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtyp
     with MemoryMonitor(device) as memory:
         step_s = median_time(lambda i: passes.append(trainer.step(i, loss_fn).forward_passes), args.steps, device, memory)
         row = {"step_s": step_s, "forward_s": forward_s, "forward_passes": passes[-1],
-               "step_over_forwards": step_s / (passes[-1] * forward_s)}
+               "step_over_forwards": step_s / (passes[-1] * forward_s), "state_copies": trainer.state_copies()}
         if trainer.projects:
             projection_s = median_time(lambda i: trainer.project(i, fresh), max(1, args.steps // 2), device, memory)
             row["projection_s"] = projection_s
@@ -152,12 +154,12 @@ def main(args: argparse.Namespace) -> None:
     print(f"model {args.model} | {device_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
     print(f"{'method':16s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
-          f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s}")
+          f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s} {'state':>6s}")
     for m, r in results.items():
         print(f"{m:16s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6d} "
               f"{r['step_over_forwards']:12.2f} {r['steps_per_s']:8.3f} {r.get('throughput_vs_mezo', 0):7.2f} "
               f"{r['peak_memory_gb']:8.2f} {r.get('peak_vs_mezo', float('nan')):6.2f} {r['avg_memory_gb']:7.2f} "
               f"{r['inference_peak_gb']:8.2f} "
-              f"{r.get('projection_overhead', float('nan')):8.2f}")
+              f"{r.get('projection_overhead', float('nan')):8.2f} {r['state_copies']:6.3f}")
     if base and "speedup_vs_reference" in base:
         print(f"mezo speedup_vs_reference: {base['speedup_vs_reference']:.2f}")
