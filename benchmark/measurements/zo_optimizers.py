@@ -5,7 +5,8 @@ optimizer").
 `benchmark run METHOD rt-polarity` (smollm2-135m, bf16-mixed where the CPU has it, batch 16, dev 500 every 50
 steps, test 1000) in turn, through the real CLI; as each finishes its dev curve, test score, rate and peak join
 `reports/results/zo_optimizers/rt-polarity_STEPS_steps_seedSEED.json`, so a killed sitting loses at most the run
-under way, and a method already recorded at that rate is skipped.
+under way, and a method already recorded at that rate is skipped (one recorded at another rate is kept: the
+new run is recorded as METHOD@LR).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def main() -> None:
                    + " ".join(SETS), "runs": {}}
     for spec in args.runs:
         method, lr = spec.split("=", 1)
-        if record["runs"].get(method, {}).get("lr") == lr:
+        key = method if record["runs"].get(method, {}).get("lr", lr) == lr else f"{method}@{lr}"  # a second rate
+        if key in record["runs"]:
             print(f"{method} at lr {lr}: recorded already", flush=True)
             continue
         cmd = [sys.executable, "-m", "benchmark.cli", "run", method, "rt-polarity", "--steps", str(args.steps),
@@ -57,7 +59,7 @@ def main() -> None:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         history = client().get_metric_history(r["run_id"], names.DEV_SCORE)
-        record["runs"][method] = {
+        record["runs"][key] = {
             "lr": lr, "dev_curve": [[m.step, m.value] for m in sorted(history, key=lambda m: m.step)],
             "dev_best": r[names.DEV_BEST], "best_step": r[names.DEV_BEST_STEP], "test": r[names.TEST_SCORE],
             "steps_per_s": r[names.STEPS_PER_S], "peak_memory_gb": r[names.PEAK_MEMORY],
