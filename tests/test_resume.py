@@ -242,7 +242,7 @@ def test_a_bad_seed_log_is_named_in_one_line(tmp_path, mangle, message):
 RUN = ["--model", "tiny-random-llama", "--steps", "160", "--quiet", "--seed", "2", "--dtype", "fp32",  # auto is measured
        "--set", "num_train=32", "num_dev=16", "num_test=16", "batch_size=4", "eval_every=20"]
 CLI_SETTINGS = {"mezo": ["lr=1e-3"], "hizoo": ["lr=1e-3", "hessian_smooth=1e-2"],
-                "dizo": ["lr=1e-3", "projection_interval=15"], "lora": ["lr=1e-2"], "lozo-m": ["lr=1e-3", "interval=10"]}
+                "dizo": ["lr=1e-3", "projection_interval=15"], "lora": ["lr=1e-2"]}
 STEADY = ("mem/", "perf/peak_", "perf/avg_", "perf/wall_s", "perf/steps_per_s", "perf/train_hours", "perf/resume_s")
 
 
@@ -304,10 +304,10 @@ def tensors(folder) -> dict:
 
 
 # the process boundary, MLflow's run and `benchmark replay` for a ZO method with the most state (DiZO: its
-# projections), a ZO optimizer whose state the log rebuilds (LOZO-M: momentum in its low-rank factors, carried
-# across redraws of V) and a first-order one (LoRA); every method's resume is held bit for bit in process above
-# (MeZO and HiZOO here too cost 90 s of a 2-core machine's test time and held nothing more)
-@pytest.mark.parametrize("method", ["dizo", "lozo-m", "lora"])
+# projections) and a first-order one (LoRA); every method's resume is held bit for bit in process above
+# (MeZO and HiZOO here too cost 90 s of a 2-core machine's test time and held nothing more; so did LOZO-M,
+# whose momentum the log rebuilds: 30 s)
+@pytest.mark.parametrize("method", ["dizo", "lora"])
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_the_uninterrupted_run(method, store):
     import mlflow
