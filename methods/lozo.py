@@ -207,7 +207,11 @@ class LOZOM(LOZO):
 
     @torch.no_grad()
     def descend_at(self, step: int, record: dict[str, Any], factors: Factors | None = None) -> None:
-        """`lowrank_zo_update_momentum`, line by line (the module docstring)."""
+        """`lowrank_zo_update_momentum`, line by line (the module docstring), autocast off (`lowrank.exact`)."""
+        with lowrank.exact(self.engine.params[0]):
+            self._momentum_step(step, record, factors)
+
+    def _momentum_step(self, step: int, record: dict[str, Any], factors: Factors | None) -> None:
         seed = self.update_seed(step, record["seed"])
         factors = factors if factors is not None else self.factors(step, seed)
         g, lr, beta, engine, nu = record["grad"], record["lr"], self.hp.beta1, self.engine, self.hp.interval

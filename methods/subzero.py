@@ -91,7 +91,8 @@ class SubZero(Factored):
             shape, dtype = self.shapes[i], self.engine.params[i].dtype  # the released factors are in theta's dtype
             c = math.sqrt(shape[0] * shape[1] / (r * r))
             core = lowrank.gaussian(directions, seed, lowrank.CORE, i, r, r).to(dtype)
-            out[i] = (u.to(dtype), c * (core @ v.to(dtype)), None if shape == self.engine.params[i].shape else shape)
+            with lowrank.exact(core):
+                out[i] = (u.to(dtype), c * (core @ v.to(dtype)), None if shape == self.engine.params[i].shape else shape)
         return out
 
 

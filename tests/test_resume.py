@@ -1,6 +1,7 @@
 """Seed logs, replay and mid-run resume: a killed run resumed from its last checkpoint ends bit for bit as
 an uninterrupted one; a ZO run's weights rebuilt from its seed log are the run's; bad logs and
 mismatched resumes fail in one line before any work."""
+import dataclasses
 import glob
 import json
 import os
@@ -414,3 +415,23 @@ def test_a_task_file_edited_since_the_run_is_refused_by_resume_and_replay(store)
     resumed = bench("run", "mezo", path, *RUN, *CLI_SETTINGS["mezo"], "--resume", run_id)
     assert f"--resume {run_id}: the checkpoint's task file (SHA-256) is " in one_error_line(resumed)
     assert f"task file {path} has changed since the run" in one_error_line(bench("replay", done_id))
+
+
+@pytest.mark.parametrize("method", [m for m in HELD if METHODS.get(m).replays])
+def test_steps_under_autocast_replay_outside_it_bit_for_bit(method):
+    """A bf16-mixed run steps inside the autocast context; `benchmark replay` redoes the updates outside it:
+    an update, and every factor or moment it uses, must not depend on autocast (LOZO-M's momentum carry and
+    SubZero's core product did, before `lowrank.exact`)."""
+    from tests.helpers import Loop, make
+
+    fields = {f.name for f in dataclasses.fields(METHODS.get(method).Hparams)}
+    sets = {key: "2" for key in ("projection_interval", "interval") if key in fields}  # a round, a redraw, a carry
+    loaded, again = tiny(), tiny()
+    trainer, loop = make(method, loaded.model, seed=3, **sets), Loop(loaded)
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+        records = [trainer.step(step, loop.loss_fn(), loop.loss_fn).record for step in range(4)]
+    replayer = make(method, again.model, seed=3, **sets)
+    for step, record in enumerate(records):
+        replayer.replay(step, record)
+    ran, replayed = params_of(loaded.model), params_of(again.model)
+    assert all(torch.equal(ran[n], replayed[n]) for n in ran), method

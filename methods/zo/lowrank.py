@@ -7,8 +7,12 @@ mix(mix(s, tag), i); torch-normal: `normal_` seeded with it). So a factor is a p
 factor, parameter) and a seed log replays it. A probe is one `addmm` over theta, theta + eps L R (L: rows x
 rank, R: rank x cols), and an update one `addmm_` in place, theta <- keep theta - coeff L R: BLAS reads theta
 once and writes once, and nothing larger than the factors, (rows + cols) x rank values, is ever stored.
+Every product here runs in float32 with autocast off (`exact`): a run steps inside the bf16-mixed autocast
+context and `benchmark replay` outside it, and both must compute the same update.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -16,6 +20,12 @@ from methods.zo.directions import Directions
 from methods.zo.generators import mix
 
 U, V, CORE = 1, 2, 3  # the factors' tags
+
+
+def exact(t: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off on t's device: the factors' products in their own dtype, inside a run's forward context
+    or outside it alike."""
+    return torch.autocast(t.device.type, enabled=False)
 
 
 def gaussian(directions: Directions, seed: int, tag: int, i: int, rows: int, cols: int) -> torch.Tensor:
@@ -27,8 +37,9 @@ def gaussian(directions: Directions, seed: int, tag: int, i: int, rows: int, col
 
 def orthonormal(directions: Directions, seed: int, tag: int, i: int, rows: int, rank: int) -> torch.Tensor:
     """Q of the QR factorisation of a rows x rank Gaussian factor (SubZero's `fast_svd_method_v2`)."""
-    q, _ = torch.linalg.qr(gaussian(directions, seed, tag, i, rows, rank))
-    return q
+    g = gaussian(directions, seed, tag, i, rows, rank)
+    with exact(g):
+        return torch.linalg.qr(g)[0]
 
 
 def matrices(params: list[torch.Tensor]) -> list[int]:
@@ -38,7 +49,8 @@ def matrices(params: list[torch.Tensor]) -> list[int]:
 
 def probe(theta: torch.Tensor, left: torch.Tensor, right: torch.Tensor, scale: float, out: torch.Tensor) -> None:
     """out = theta + scale (left @ right), theta a 2-d weight (or its rows, with left's same rows)."""
-    torch.addmm(theta, left.to(theta.dtype), right.to(theta.dtype), alpha=scale, out=out)
+    with exact(theta):
+        torch.addmm(theta, left.to(theta.dtype), right.to(theta.dtype), alpha=scale, out=out)
 
 
 @torch.no_grad()
@@ -46,9 +58,10 @@ def axpy(theta: torch.Tensor, left: torch.Tensor, right: torch.Tensor, keep: flo
          undo: bool = False) -> None:
     """theta <- keep theta - coeff (left @ right) in place (`undo`: the inverse, up to rounding)."""
     left, right = left.to(theta.dtype), right.to(theta.dtype)
-    if undo:
-        theta.addmm_(left, right, alpha=coeff)
-        if keep != 1.0:
-            theta.div_(keep)
-    else:
-        theta.addmm_(left, right, beta=keep, alpha=-coeff)
+    with exact(theta):
+        if undo:
+            theta.addmm_(left, right, alpha=coeff)
+            if keep != 1.0:
+                theta.div_(keep)
+        else:
+            theta.addmm_(left, right, beta=keep, alpha=-coeff)
