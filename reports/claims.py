@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchmark.core import names, records
 from benchmark.core.errors import BenchmarkError
-from reports import convergence
-from reports.stats import Interval, all_of, correlation, interval, paired, verdict
+from reports import convergence, paper
+from reports.stats import Interval, all_of, correlation, interval, paired, sized, verdict
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
 PILOT_EXPERIMENT = "claims-pilot"  # the pilot's study, whose record sits beside the claims study's
@@ -198,6 +198,20 @@ def _pct(iv: Interval) -> str:
     return iv.show(100, 1)
 
 
+def released_dev(step: int) -> tuple[float, float]:
+    """(MeZO, DiZO) dev accuracy at `step` in the authors' released logs (OPT-2.7B, SST-2;
+    `reports/paper/reference_logs_opt2.7b_sst2.csv`)."""
+    logs = paper.table("reference-logs").set_index("step")
+    row = logs.loc[str(step)]
+    return float(row["mezo_dev_acc"]), float(row["dizo_dev_acc"])
+
+
+def table4_sst2() -> tuple[float, float]:
+    """(MeZO, DiZO) SST-2 test accuracy on OPT-2.7B in Table 4 (`reports/paper/table4_opt2.7b.csv`), as fractions."""
+    t4 = paper.table("table4").set_index("method")
+    return tuple(paper.parse_cell(t4.loc[m, "SST-2"]).mean / 100 for m in ("MeZO", "DiZO"))  # type: ignore[return-value]
+
+
 def c1(runs: Runs) -> Finding:
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
     rates = perf_rates(runs)
@@ -212,17 +226,19 @@ def c1(runs: Runs) -> Finding:
             + ("at `benchmark perf`'s steps/s, DiZO's projection amortised)" if rates
                else "at each run's own steps/s: no `benchmark perf` repeats committed)")]
     parts = [verdict(steps, 0.0, above=False)]
-    for at in (300, 500):
+    released = {at: released_dev(at) for at in (300, 500)}
+    for at, (m, d) in released.items():
         diff, _ = paired({s: dev_at(r, at) for s, r in dizo.items() if dev_at(r, at) is not None},
                          {s: dev_at(r, at) for s, r in mezo.items() if dev_at(r, at) is not None})
         if diff.n:
-            ours.append(f"dev at step {at}, DiZO - MeZO (points): {diff.show(100, 1)} ({verdict(diff)})")
+            v = sized(diff, d - m, what=f"dev at step {at}, DiZO - MeZO")
+            ours.append(f"{v.reason}: **{v.word}**")
     rows = ["| seed | MeZO's target (dev) | MeZO steps | DiZO steps | DiZO / MeZO |", "|---|---|---|---|---|"]
     rows += [f"| {s} | {c['target']:.3f} | {c['mezo']} | {c['dizo']}{'' if c['dizo_reached'] else ' (not reached)'} "
              f"| {c['dizo'] / c['mezo']:.2f} |" for s, c in per_seed.items()]
     return Finding("C1: DiZO reaches MeZO's best dev accuracy in fewer iterations (Figure 4, Tables 6/11)",
                    "SST-2, OPT-2.7B: 51.8% of MeZO's iterations, 55.7% of its GPU hours (Table 10); the released "
-                   "logs: DiZO 0.716 vs 0.660 dev at step 300, 0.822 vs 0.774 at 500",
+                   "logs: " + ", ".join(f"DiZO {d:.3f} vs {m:.3f} dev at step {at}" for at, (m, d) in released.items()),
                    ours, all_of(parts), "\n".join(rows))
 
 
@@ -233,8 +249,11 @@ def c2(runs: Runs) -> Finding:
     ours = [f"test accuracy: MeZO {_pct(mezo)}, DiZO {_pct(dizo)}",
             f"DiZO - MeZO, paired by seed (points): {diff.show(100, 1)}; per seed: "
             + ", ".join(f"{s}: {100 * d:+.1f}" for s, d in each.items())]
+    m, d = table4_sst2()
+    v = sized(diff, d - m, what="test, DiZO - MeZO")
+    ours.append(v.reason)
     return Finding("C2: at equal steps DiZO's test accuracy is at least MeZO's (Table 4)",
-                   "SST-2, OPT-2.7B: DiZO 90.8 vs MeZO 90.0 (Table 4, one seed)", ours, verdict(diff))
+                   f"SST-2, OPT-2.7B: DiZO {100 * d:.1f} vs MeZO {100 * m:.1f} (Table 4, one seed)", ours, v.word)
 
 
 def c3(runs: Runs) -> Finding:
@@ -371,7 +390,10 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
            "The DiZO paper's claims on rt-polarity with SmolLM2-135M (CPU), each row's point chosen on dev on seed 0, "
            "then run on every seed. Intervals: 95% t over seeds; MeZO and DiZO paired by seed (same data order "
            "and z until DiZO's first projection). Verdict: reproduced / not reproduced when the interval is wholly "
-           "on one side of the claim's threshold, inconclusive when it spans it.", "",
+           "on one side of the claim's threshold, inconclusive when it spans it; where the paper gives an effect "
+           "size (C1's dev gaps, C2), read against it too: reproduced (the interval above 0 holds it), reproduced, "
+           "smaller than claimed (above 0, below it), smaller than claimed (holds 0, excludes it), not reproduced "
+           "(reversed) (below 0), inconclusive (holds both 0 and the paper's effect).", "",
            "| claim | paper | ours | verdict |", "|---|---|---|---|"]
     out += [f"| {f.claim} | {f.paper} | {'<br>'.join(f.ours)} | **{f.verdict}** |" for f in findings]
     for f in findings:
