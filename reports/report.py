@@ -20,7 +20,6 @@ from reports import summary
 from reports.figures import optuna_views, write_figures
 from reports.runs import final_runs
 from reports.tables import Table, build, compare, to_frame, to_latex, to_markdown
-from tasks.task_file import name_of
 
 REPORT_PACKAGES = ("mlflow", "optuna", "pandas", "matplotlib")
 
@@ -100,7 +99,7 @@ def report(definition: Experiment, out: str, preset: str | None = None, studies:
     runs = runs[runs["preset"] == preset]
     cells = definition.cells(preset)
     rows = list(dict.fromkeys(c.row.label for c in cells))
-    tasks = list(dict.fromkeys(name_of(c.task) for c in cells))  # as runs are tagged: a task file by its name
+    tasks = list(dict.fromkeys(c.task_name for c in cells))  # as runs are tagged: a task file by its name
     folder = Path(out) / experiment / preset
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -13,7 +13,7 @@ the harness meet only in the CLI):
   1 tasks        tasks: likewise
   2 definitions  benchmark.experiments: tables as data (rows, grids, presets)
   3 harness      the rest of benchmark: runner, study, models, scoring, measure, perf, tracking, ...
-  3 reports      reports: records in, tables and figures out; never the harness, never torch
+  3 reports      reports: records in, tables and figures out; never the harness, tasks or methods, never torch
   4 entry        benchmark.cli: the one module that sees everything
 """
 from __future__ import annotations
@@ -77,10 +77,14 @@ def role(module: str) -> str | None:
     return max(matches)[1] if matches else None
 
 
+READS_ONLY = {"reports": {"floor", "definitions", "reports"}}  # reports: records and definitions, no task or method
+
+
 def forbidden(src: str, dst: str) -> bool:
-    """An import that goes up a rank, or sideways into another role of the same rank."""
+    """An import that goes up a rank, or sideways into another role of the same rank, or (reports) into a
+    role below that is not theirs to read: a report renders from records on a fresh clone."""
     a, b = role(src), role(dst)
-    return RANK[b] > RANK[a] or (RANK[b] == RANK[a] and a != b)
+    return RANK[b] > RANK[a] or (RANK[b] == RANK[a] and a != b) or b not in READS_ONLY.get(a, {b})
 
 
 def edges() -> list[tuple[str, str, bool]]:

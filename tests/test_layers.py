@@ -21,6 +21,8 @@ def test_every_module_has_a_role():
     ("tasks.hub", "benchmark.core.errors", False),
     ("reports.report", "benchmark.study.storage", True),  # same rank, still not allowed
     ("reports.report", "benchmark.experiments.base", False),
+    ("reports.report", "tasks.task_file", True),  # a report asks the experiment's cell, not the task
+    ("reports.claims", "methods.registry", True),
     ("benchmark.runner", "reports.tables", True),  # the harness and reports meet only in the CLI
     ("methods.mezo", "tasks.base", True),  # a method knows no task
     ("benchmark.cli", "reports.report", False),

@@ -68,6 +68,14 @@ class Cell:
     def name(self) -> str:
         return f"{self.experiment}/{self.preset}/{self.model}/{self.task}/{self.row.label}"
 
+    @property
+    def task_name(self) -> str:
+        """What this cell's runs are tagged with: a task file's `task:` name (read without loading its data),
+        else the registered task's name. Reports ask the cell, never `tasks/`."""
+        from tasks.task_file import name_of
+
+        return name_of(self.task)
+
     def settings(self, point: dict[str, str]) -> dict[str, str]:
         """Everything a trial at `point` sets: preset, then grid point, then the row (which defines the row)."""
         return {**self.sets, "eval_every": str(self.eval_every), **point, **self.row.sets}
