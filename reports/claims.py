@@ -17,13 +17,15 @@ from pathlib import Path
 
 from benchmark.core import names, records
 from benchmark.core.errors import BenchmarkError
+from benchmark.experiments import ablation_c2
+from benchmark.experiments import claims as claims_experiment
 from reports import convergence, paper
 from reports.stats import Interval, all_of, correlation, interval, paired, sized, verdict
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
 PILOT_EXPERIMENT = "claims-pilot"  # the pilot's study, whose record sits beside the claims study's
 MEZO, DIZO, FT, ZERO_SHOT, HIZOO = names.BASELINE_ROW, names.DIZO_ROW, "FT", "Zero-shot", "HiZOO"
-NO_REINIT, NO_CLIP, PILOT = "DiZO no re-init", "DiZO no clipping", "MeZO pilot"
+PILOT = claims_experiment.PILOT_ROW
 FLAT = 0.01  # the pilot flattens where the moving mean of 3 evaluations never again gains more than this
 MEMORY_AS_MEZO = 1.25  # C5: "DiZO's memory is MeZO's": peak ratio below the paper's largest (RTE 9.5/7.8 = 1.22)
 MEMORY_FAR_BELOW_FT = 0.5  # C5: "far below FT's": at most half of FT's peak (the paper: 0.15-0.17)
@@ -194,6 +196,11 @@ class Finding:
     detail: str = ""
 
 
+def ablations() -> tuple[str, str]:
+    """The ablation rows' labels, as the experiment writes them (read when asked: one Row holds each)."""
+    return ablation_c2.NO_REINIT.label, ablation_c2.NO_CLIP.label
+
+
 def _pct(iv: Interval) -> str:
     return iv.show(100, 1)
 
@@ -286,7 +293,7 @@ def c3b(runs: Runs) -> Finding:
 
 def c4(runs: Runs) -> Finding:
     ours, parts = [], []
-    for row in (NO_REINIT, NO_CLIP):
+    for row in ablations():
         diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(row, names.TEST_SCORE))
         parts.append(verdict(diff))
         ours.append(f"DiZO - {row}, test (points): {diff.show(100, 1)} ({parts[-1]})")

@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core import names, records
-from reports.claims import DIZO, FT, HIZOO, MEZO, NO_CLIP, NO_REINIT, ROLES, ZERO_SHOT, Runs, last_drift, to_target
+from reports.claims import DIZO, FT, HIZOO, MEZO, ROLES, ZERO_SHOT, Runs, ablations, last_drift, to_target
 from reports.figures import _pyplot, _save
 from reports.stats import interval
 
-CURVE_ROWS = (MEZO, DIZO, HIZOO, NO_REINIT, NO_CLIP, FT)
+def curve_rows() -> tuple[str, ...]:
+    return (MEZO, DIZO, HIZOO, *ablations(), FT)
 
 
 def dev_curves(runs: Runs, folder: Path) -> list[Path]:
     """Mean dev accuracy over seeds per row, with the 95% interval as a band; zero-shot as a line."""
     fig, ax = _pyplot().subplots(figsize=(7, 4))
-    for row in CURVE_ROWS:
+    for row in curve_rows():
         curves = [records.curve(r) for r in runs.seeds(row).values()]
         if not curves:
             continue

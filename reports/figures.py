@@ -20,11 +20,14 @@ import pandas as pd
 
 from benchmark.core import names
 from benchmark.core.names import BASELINE_ROW, DIZO_ROW
+from benchmark.experiments import ablation_c2
 from reports.convergence import TARGET_DEFINITION, relative
 from reports.runs import curve, first_seed, history
 from reports.tables import measured
 
-ABLATION_ROWS = (BASELINE_ROW, "DiZO no re-init", "DiZO no clipping", DIZO_ROW)
+def ablation_rows() -> tuple[str, ...]:
+    """The ablation figure's rows, in order (their labels as the experiment writes them)."""
+    return BASELINE_ROW, ablation_c2.NO_REINIT.label, ablation_c2.NO_CLIP.label, DIZO_ROW
 
 
 def _pyplot():
@@ -148,20 +151,20 @@ def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT
 def figure5_ablation(all_runs: pd.DataFrame, folder: Path) -> list[Path]:
     """Left: test score per task for each ablation row (mean over seeds). Right: their loss curves on
     the first task (first seed)."""
-    if not _has_rows(all_runs, ABLATION_ROWS):
+    if not _has_rows(all_runs, ablation_rows()):
         return []
     tests = measured(all_runs, "test")
     tasks = sorted(set(all_runs["task"]))
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(11, 3.2))
-    width = 0.8 / len(ABLATION_ROWS)
-    for i, label in enumerate(ABLATION_ROWS):
-        xs = [j + (i - (len(ABLATION_ROWS) - 1) / 2) * width for j in range(len(tasks))]
+    width = 0.8 / len(ablation_rows())
+    for i, label in enumerate(ablation_rows()):
+        xs = [j + (i - (len(ablation_rows()) - 1) / 2) * width for j in range(len(tasks))]
         left.bar(xs, [tests[(label, t)].mean if (label, t) in tests else 0.0 for t in tasks], width, label=label)
     left.set_xticks(range(len(tasks)), tasks)
     top = max((v.mean for v in tests.values()), default=100.0)
     left.set(title="ablation: test score (mean over seeds)", ylabel="test x 100", ylim=(0, top * 1.3))
     left.legend(fontsize=7, ncol=2, loc="upper center")
-    _loss_panel(right, first_seed(all_runs), tasks[0], ABLATION_ROWS)
+    _loss_panel(right, first_seed(all_runs), tasks[0], ablation_rows())
     return _save(fig, folder, "figure5_ablation")
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from benchmark.core import names
 from benchmark.core.names import BASELINE_ROW, DIZO_ROW
+from benchmark.experiments import ablation_c2
 from reports.convergence import TARGET_DEFINITION, relative
 from reports.paper import Value, parse_cell, table
 from reports.runs import curve
@@ -87,7 +88,7 @@ def _table8_label(row: dict) -> str:
 def _c2_label(row: dict) -> str:
     if row["method"] == BASELINE_ROW:
         return BASELINE_ROW
-    return {("no", "yes"): "DiZO no re-init", ("yes", "no"): "DiZO no clipping"}.get(
+    return {("no", "yes"): ablation_c2.NO_REINIT.label, ("yes", "no"): ablation_c2.NO_CLIP.label}.get(
         (row["reinit"], row["clipping"]), DIZO_ROW)
 
 

@@ -349,3 +349,22 @@ def iv(lo: float, hi: float, n: int = 5) -> stats.Interval:
 def test_a_sized_verdict_names_the_numbers_that_decided_it(interval_, claimed, margin, word, says):
     v = stats.sized(interval_, claimed, margin, what="DiZO - MeZO")
     assert v.word == word and says in v.reason and v.reason.startswith("DiZO - MeZO")
+
+
+def test_a_label_changed_in_its_row_reaches_every_report(tmp_path, monkeypatch):
+    """Row labels are written once, in the experiment's `Row`s (issue 31): rename the ablation's row there
+    and the claims report, the Table C.2 labels and the ablation figure's rows all follow."""
+    import dataclasses
+
+    from benchmark.experiments import ablation_c2
+    from reports import figures, tables
+
+    old, new = ablation_c2.NO_REINIT.label, "DiZO, gamma carried over"
+    monkeypatch.setattr(ablation_c2, "NO_REINIT", dataclasses.replace(ablation_c2.NO_REINIT, label=new))
+    folder = tmp_path / "results"
+    for rec in synthetic():  # the records carry the label the study wrote: the renamed one
+        records.write(json.loads(json.dumps(rec).replace(old, new)), folder)
+    page = claims.report(folder / "claims", tmp_path / "out")
+    assert f"DiZO - {new}, test (points)" in page and old not in page
+    assert tables._c2_label({"method": "DiZO", "reinit": "no", "clipping": "yes"}) == new
+    assert new in figures.ablation_rows() and old not in figures.ablation_rows()

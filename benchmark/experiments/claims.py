@@ -22,6 +22,7 @@ Where the numbers come from (README "Claims" and the report say it again, with t
 """
 import dataclasses
 
+from benchmark.experiments.ablation_c2 import NO_CLIP, NO_REINIT
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, HESSIAN_SMOOTH, OFFLINE_SETS, SEEDS, ZO_STEPS, smoke
 from benchmark.experiments.registry import register_experiment
@@ -32,8 +33,8 @@ PILOT = {"lr": "3e-5", "eps": "1e-3", "batch_size": "16"}  # the demo's MeZO poi
 
 ROWS = (Row("Zero-shot", "zero-shot"), Row("FT", "ft"), Row("MeZO", "mezo", seeds=PAIRED_SEEDS),
         Row("DiZO", "dizo", seeds=PAIRED_SEEDS),
-        Row("DiZO no re-init", "dizo", {"reinit": "false"}, tuned_by="DiZO"),
-        Row("DiZO no clipping", "dizo", {"clip_range": "none"}, tuned_by="DiZO"),
+        Row(NO_REINIT.label, "dizo", {"reinit": "false"}, tuned_by="DiZO"),
+        Row(NO_CLIP.label, "dizo", {"clip_range": "none"}, tuned_by="DiZO"),
         Row("HiZOO", "hizoo", {"hessian_smooth": HESSIAN_SMOOTH}))
 DIZO_CENTRE = {"lr": "3e-5", "eps": "1e-3", "projection_interval": "50", "clip_range": "0.2"}
 GRIDS = {
