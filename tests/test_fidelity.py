@@ -652,6 +652,15 @@ def test_lozo_default_is_the_released_step_and_the_switch_is_what_it_names(refre
     assert not close(mine, released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, quirk=not quirk))
 
 
+@pytest.mark.parametrize("method", ["lozo", "subzero"])
+def test_factored_probes_one_forward_each_are_the_stacked_ones(method):
+    """dual_forward=false (the sequential probes a GPU falls back to) is the same step."""
+    sets = LOZO_SETS if method == "lozo" else {"rank": str(RANK), "interval": str(NU)}
+    stacked = ours_on(method, Small("layer_norm"), **sets)
+    sequential = ours_on(method, Small("layer_norm"), **sets, dual_forward="false")
+    assert all(torch.allclose(stacked[n], sequential[n], rtol=1e-12, atol=1e-14) for n in stacked)
+
+
 def test_lozo_m_default_is_the_released_momentum_step():
     mine = ours_on("lozo-m", Small("layer_norm"), **LOZO_SETS)
     theirs = released_lozo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, momentum=0.7)
