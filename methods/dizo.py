@@ -154,7 +154,7 @@ class DiZO(MeZO, projects=True):
         self.last_ratios: torch.Tensor | None = None
 
     def state_copies(self) -> float:
-        return super().state_copies() + self.share(self.base)  # theta0 of the projected weights (host, on a GPU)
+        return super().state_copies() + self.share(sum(t.numel() for t in self.base))  # theta0 of the projected weights (host, on a GPU)
 
     @staticmethod
     def search_rule(hp: DiZOHparams) -> GammaRule:

@@ -68,6 +68,23 @@ class Factored(MeZO):
         super().__init__(hp, model, schedule, seed)
         self.matrix = set(lowrank.matrices(self.engine.params))
         self.others = set(range(len(self.engine.params))) - self.matrix
+        self._drawn: tuple[int, dict[int, Any]] = (-1, {})
+
+    def redraw(self, step: int) -> int:
+        """The last step at or before `step` that redrew the kept factors (every `interval` steps)."""
+        return step - step % self.hp.interval
+
+    def kept(self, step: int) -> dict[int, Any]:
+        """The factors kept between redraws (LOZO's V, SubZero's U and V) at this step: `draw(seed)` at the
+        redraw step's seed, a function of the run seed and that step, drawn once per interval."""
+        at = self.redraw(step)
+        if self._drawn[0] != at:
+            self._drawn = (at, self.draw(mix(self.seed, at)))
+        return self._drawn[1]
+
+    def draw(self, seed: int) -> dict[int, Any]:
+        """Each matrix's kept factors at a redraw step's seed."""
+        raise NotImplementedError
 
     def factors(self, step: int, seed: int) -> Factors:
         """Each matrix parameter's (left, right, shape): its direction is left @ right, viewed as `shape`
@@ -158,32 +175,20 @@ class LOZO(Factored):
 
     Hparams = LOZOHparams
 
-    def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
-        super().__init__(hp, model, schedule, seed)
-        self._v: tuple[int, dict[int, torch.Tensor]] = (-1, {})
-
-    def redraw(self, step: int) -> int:
-        """The last step at or before `step` that drew V."""
-        return step - step % self.hp.interval
-
-    def v(self, step: int) -> dict[int, torch.Tensor]:
-        """V (cols x r) of every matrix at this step: a function of the run seed and its redraw step."""
-        at = self.redraw(step)
-        if self._v[0] != at:
-            seed, params, r = mix(self.seed, at), self.engine.params, self.hp.rank
-            self._v = (at, {i: lowrank.gaussian(self.engine.directions, seed, lowrank.V, i, params[i].shape[1], r)
-                            for i in sorted(self.matrix)})
-        return self._v[1]
+    def draw(self, seed: int) -> dict[int, torch.Tensor]:
+        """V (cols x r) of every matrix."""
+        params, r = self.engine.params, self.hp.rank
+        return {i: lowrank.gaussian(self.engine.directions, seed, lowrank.V, i, params[i].shape[1], r)
+                for i in sorted(self.matrix)}
 
     def factors(self, step: int, seed: int) -> Factors:
         params, directions, r = self.engine.params, self.engine.directions, self.hp.rank
         return {i: (lowrank.gaussian(directions, seed, lowrank.U, i, params[i].shape[0], r), v.t(), None)
-                for i, v in self.v(step).items()}
+                for i, v in self.kept(step).items()}
 
     def state_copies(self) -> float:
         params = self.engine.params
-        return super().state_copies() + sum(params[i].shape[1] * self.hp.rank for i in self.matrix) / sum(
-            p.numel() for p in params)  # V
+        return super().state_copies() + self.share(sum(params[i].shape[1] * self.hp.rank for i in self.matrix))  # V
 
     def update_seed(self, step: int, seed: int) -> int:
         return mix(seed, STALE) if self.hp.released_refresh and step % self.hp.interval == 0 else seed
@@ -241,7 +246,7 @@ class LOZOM(LOZO):
     def state_copies(self) -> float:
         params = self.engine.params
         held = sum(sum(params[i].shape) * self.hp.rank for i in self.matrix) + sum(params[i].numel() for i in self.others)
-        return super().state_copies() + held / sum(p.numel() for p in params)  # M (rows x r, or whole), V_old
+        return super().state_copies() + self.share(held)  # M (rows x r, or whole), V_old
 
     def checkpoint(self) -> Any:
         return host_copy(self.engine.params)

@@ -76,9 +76,9 @@ class MeZO(Declared, first_order=False, trains=True, projects=False, replays=Tru
     def state_copies(self) -> float:
         return 1.0 if self.engine.directions.keep else 0.0  # keep_z: the probes' z, held for the update
 
-    def share(self, tensors: list[torch.Tensor]) -> float:
-        """`tensors`' size in copies of the trained weights."""
-        return sum(t.numel() for t in tensors) / sum(p.numel() for p in self.engine.params)
+    def share(self, values: int) -> float:
+        """`values` (a count) in copies of the trained weights."""
+        return values / sum(p.numel() for p in self.engine.params)
 
     def three_points(self, seed: int, loss_fn: LossFn, scales: list[torch.Tensor] | None = None) -> list[float]:
         """The batch's loss at theta, theta + eps z s and theta - eps z s (`scales`: HiZOO's factor), in one

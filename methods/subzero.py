@@ -36,7 +36,7 @@ from methods.lora import with_lora
 from methods.lozo import Factored, Factors
 from methods.mezo import MeZOHparams
 from methods.registry import register_method
-from methods.zo import lowrank, mix
+from methods.zo import lowrank
 
 
 def most_square(n: int) -> tuple[int, int]:
@@ -63,21 +63,17 @@ class SubZero(Factored):
         super().__init__(hp, model, schedule, seed)
         self.shapes = {i: torch.Size(most_square(self.engine.params[i].numel())) if hp.reshape
                        else self.engine.params[i].shape for i in self.matrix}
-        self._basis: tuple[int, dict[int, tuple[torch.Tensor, torch.Tensor]]] = (-1, {})
 
-    def basis(self, step: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """(U, V) of every matrix at this step: a function of the run seed and its redraw step."""
-        at = step - step % self.hp.interval
-        if self._basis[0] != at:
-            seed, directions = mix(self.seed, at), self.engine.directions
-            self._basis = (at, {i: (lowrank.orthonormal(directions, seed, lowrank.U, i, shape[0], self.rank(i)),
-                                    lowrank.orthonormal(directions, seed, lowrank.V, i, shape[1], self.rank(i)).t())
-                                for i, shape in self.shapes.items()})
-        return self._basis[1]
+    def draw(self, seed: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """(U, V) of every matrix, orthonormal."""
+        directions = self.engine.directions
+        return {i: (lowrank.orthonormal(directions, seed, lowrank.U, i, shape[0], self.rank(i)),
+                    lowrank.orthonormal(directions, seed, lowrank.V, i, shape[1], self.rank(i)).t())
+                for i, shape in self.shapes.items()}
 
     def state_copies(self) -> float:
         held = sum((shape[0] + shape[1]) * self.rank(i) for i, shape in self.shapes.items())
-        return super().state_copies() + held / sum(p.numel() for p in self.engine.params)  # U and V
+        return super().state_copies() + self.share(held)  # U and V
 
     def rank(self, i: int) -> int:
         """The subspace's rank for matrix i: at most its smaller side."""
@@ -86,7 +82,7 @@ class SubZero(Factored):
     def factors(self, step: int, seed: int) -> Factors:
         directions = self.engine.directions
         out: Factors = {}
-        for i, (u, v) in self.basis(step).items():
+        for i, (u, v) in self.kept(step).items():
             r = self.rank(i)
             shape, dtype = self.shapes[i], self.engine.params[i].dtype  # the released factors are in theta's dtype
             c = math.sqrt(shape[0] * shape[1] / (r * r))

@@ -175,7 +175,7 @@ class ZOOptimizer(MeZO):
 
     def state_copies(self) -> float:
         held = [*getattr(self.opt, "m", []), *getattr(self.opt, "v", []), *(getattr(self.opt, "buf", None) or [])]
-        return super().state_copies() + self.share(held)
+        return super().state_copies() + self.share(sum(t.numel() for t in held))
 
     def gradient(self, grad: float) -> float:
         """The scalar the optimizer's gradient is z times."""
