@@ -62,8 +62,6 @@ class Factored(MeZO):
     """MeZO with a factored direction for every matrix parameter (`factors`) and a full Gaussian z for the
     rest: the probes (stacked, or one forward each) and the update, shared by LOZO and SubZero."""
 
-    record_keys = MeZO.record_keys
-
     def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
         self.matrix = set(lowrank.matrices(self.engine.params))
