@@ -168,7 +168,7 @@ def open_run(cfg: RunConfig, prep: Prepared, run: Loaded, parent_run_id: str | N
              extra_tags: dict[str, str] | None) -> Recorder:
     """Start the MLflow run with the naming contract's tags and params, or reopen the run it resumes."""
     tags = {"method": cfg.method, "task": prep.task.name, "model": cfg.model, "device": device_name(run.device),
-            "git_commit": tracking.git_commit(), "packages": run.packages, "dtype": run.precision.name,
+            "git_commit": tracking.git_commit(), "engine": tracking.engine_version(), "packages": run.packages, "dtype": run.precision.name,
             "template": prep.template, "metric": prep.task.metric, **(extra_tags or {})}
     if prep.snapshot is not None:
         progress = prep.snapshot.progress

@@ -29,6 +29,25 @@ def git_commit() -> str:
         return "unknown"
 
 
+ENGINE = ("methods",)  # the code that decides a trajectory: what `engine` hashes
+
+
+@functools.lru_cache(maxsize=None)
+def engine_version() -> str:
+    """The git tree hash of the training code (`methods/`) this process loaded, "-dirty" when it has
+    uncommitted changes: two runs with one `engine` tag step alike whatever else was committed between
+    them (reports, docs), so a paired comparison can check both members ran the same engine."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        trees = [subprocess.run(["git", "rev-parse", "--short=12", f"HEAD:{path}"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip() for path in ENGINE]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *ENGINE], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return "+".join(trees) + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 RUN_PACKAGES = ("torch", "transformers", "peft", "datasets", "optuna", "mlflow")
 
 

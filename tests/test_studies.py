@@ -407,7 +407,9 @@ def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a
     finals = {(r["tags"]["row"], int(r["params"]["seed"])) for r in saved if r["tags"].get("final") == "true"}
     assert finals == {("M", 0), ("M", 1), ("M", 2), ("M eps", 0), ("M eps", 1)}
     assert all(r["params"]["eps"] == "0.01" for r in saved if r["tags"]["row"] == "M eps")
-    logged = [line for line in capsys.readouterr().out.splitlines() if line.startswith(tuned.name)]
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith(f"{tuned.name}: waiting") for line in out) == 1  # said once, not every turn
+    logged = [line for line in out if line.startswith(tuned.name) and " trial " in line]
     assert len(logged) == 2 and all("'eps': '1e-2'" in line for line in logged)  # what ran, not the borrowed point
 
 

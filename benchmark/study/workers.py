@@ -54,24 +54,29 @@ def _hours(seconds: float) -> str:
 
 
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
-    """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left."""
-    tracking.git_commit()  # pin the commit of the code this worker loaded
+    """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left, one
+    trial per cell in turn: a study stopped anywhere has its runs spread over every row (each row's first
+    grid point first, then its next), and cells with more seeds go on alone once the others are done."""
+    tracking.git_commit(), tracking.engine_version()  # pin the commit and engine of the code this worker loaded
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
     progress = Progress(storage, cells)
+    waiting: set[str] = set()
     with Interrupt() as interrupt:
-        for cell in cells:
-            _drain_cell(storage, cell, counts, interrupt, log, progress)
+        while [cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting)]:
+            pass
     return counts
 
 
-def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log,
-                progress: Progress) -> None:
-    """Run one cell's pending grid, free-search and final trials; a tuned_by cell first takes its
-    source cell's best point (and waits, skipped, while the source has none)."""
+def _one_trial(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log, progress: Progress,
+               waiting: set[str]) -> bool:
+    """Run the cell's next pending grid, free-search or final trial; False when it has none now. A
+    tuned_by cell first takes its source cell's best point (and waits, skipped, while the source has none)."""
     parent = load(storage, cell.name).user_attrs[PARENT]
     if cell.source and not enqueue_tuned(storage, cell):
-        log(f"{cell.name}: waiting for {cell.source} to choose its best point")
-        return
+        if cell.name not in waiting:
+            log(f"{cell.name}: waiting for {cell.source} to choose its best point")
+            waiting.add(cell.name)
+        return False
     for name in study_names(cell):
         if name == final_name(cell):
             enqueue_finals(storage, cell)  # whoever finishes the search enqueues the seeds
@@ -79,21 +84,22 @@ def _drain_cell(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Int
         if study is None:  # not created (no free search, or the search is not finished)
             continue
         final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
-        while True:
-            interrupt.check()
-            trial = next_trial(study, free)
-            if trial is None:
-                break
-            point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
-            began = time.time()
-            outcome = run_trial(study, trial, cell, parent, point, seed, final, interrupt)
-            counts[outcome.state] += 1
-            if cell.records and outcome.run_id and outcome.state != "FAIL":
-                records.save(outcome.run_id)
-            ran = {**point, **cell.row.sets}  # the row's own settings win over a borrowed (tuned_by) point
-            log(f"{name} trial {trial.number} {ran} seed {seed}: {outcome.state}"
-                f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
-                f"{progress.line(trained_steps(cell))}")
+        interrupt.check()
+        trial = next_trial(study, free)
+        if trial is None:
+            continue
+        point, seed = suggested_point(trial, cell) if free else grid_point(study, trial, cell, final)
+        began = time.time()
+        outcome = run_trial(study, trial, cell, parent, point, seed, final, interrupt)
+        counts[outcome.state] += 1
+        if cell.records and outcome.run_id and outcome.state != "FAIL":
+            records.save(outcome.run_id)
+        ran = {**point, **cell.row.sets}  # the row's own settings win over a borrowed (tuned_by) point
+        log(f"{name} trial {trial.number} {ran} seed {seed}: {outcome.state}"
+            f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
+            f"{progress.line(trained_steps(cell))}")
+        return True
+    return False
 
 
 def spawn_workers(experiment: str, storage_url: str, n: int) -> list[subprocess.Popen]:
