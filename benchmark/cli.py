@@ -115,16 +115,18 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from reports import claims, report, runs, summary
+    from reports import claims, leaderboard, report, runs, summary
 
-    if args.experiment == claims.EXPERIMENT:  # claims and verdicts from committed run records
+    by_records = {claims.EXPERIMENT: claims, leaderboard.EXPERIMENT: leaderboard}  # pages read from run records
+    if args.experiment in by_records:
         from benchmark.core import records, store
 
+        page = by_records[args.experiment]
         written = records.sync(args.experiment) if store.exists() and store.find_experiment(args.experiment) else 0
         folder = records.root() / args.experiment
         out = Path(args.out) if args.out else folder / (args.preset or "offline")
-        print(claims.report(folder, out, args.preset))
-        print(f"records: {folder} ({written} new from MLflow); report: {out / 'claims.md'}")
+        print(page.report(folder, out, args.preset))
+        print(f"records: {folder} ({written} new from MLflow); report: {out / (args.experiment + '.md')}")
         return
 
     # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)

@@ -10,9 +10,9 @@ dev curve the study's step count was read from.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.core import names, records
@@ -20,6 +20,8 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.experiments import ablation_c2
 from benchmark.experiments import claims as claims_experiment
 from reports import convergence, paper
+from reports import runs as runs_view
+from reports.runs import Runs
 from reports.stats import Interval, all_of, correlation, interval, paired, sized, verdict
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
@@ -33,48 +35,10 @@ THROUGHPUT = 0.9  # C5: "at least 0.9x MeZO's"
 ROLES = ("q", "v")  # C3: the projections DiZO rescales; their per-layer spread is the statistic
 
 
-@dataclass
-class Runs:
-    """The records of one preset: final runs by row and seed, search runs by row, the pilot."""
-
-    finals: dict[str, dict[int, dict]] = field(default_factory=dict)
-    search: dict[str, list[dict]] = field(default_factory=dict)
-    pilot: dict | None = None
-    perf: list[dict] = field(default_factory=list)  # `benchmark perf --json` repeats: method -> its row
-
-    def seeds(self, row: str) -> dict[int, dict]:
-        return self.finals.get(row, {})
-
-    def metric(self, row: str, key: str) -> dict[int, float]:
-        return {s: r["summary"][key] for s, r in self.seeds(row).items() if r["summary"].get(key) is not None}
-
-
 def load(folder: Path, preset: str | None = None) -> tuple[Runs, str]:
-    """The records under `folder` (an experiment's), for `preset` (default: the one with most records)."""
-    pilots = folder.parent / PILOT_EXPERIMENT  # the pilot is a study of its own (an older pilot sits in `folder`)
-    found = records.read(folder) + (records.read(pilots) if pilots.is_dir() else [])
-    if not found:
-        raise BenchmarkError(f"no run records under {folder}; run `benchmark study claims` first")
-    presets = [r["tags"]["preset"] for r in found]
-    preset = preset or max(set(presets), key=presets.count)
-    runs = Runs()
-    for rec in sorted((r for r in found if r["tags"]["preset"] == preset), key=lambda r: r.get("start_time") or 0):
-        row, tags = rec["tags"]["row"], rec["tags"]
-        if row == PILOT:
-            runs.pilot = rec
-        elif rec.get("status") == "FINISHED":
-            if not tags["study"].endswith("/final"):
-                runs.search.setdefault(row, []).append(rec)
-            if tags.get("final") == "true":
-                runs.finals.setdefault(row, {})[int(rec["params"]["seed"])] = rec  # the latest run of a seed wins
-    if not runs.finals:
-        raise BenchmarkError(f"no final runs of preset {preset!r} under {folder} yet")
-    for path in sorted((folder / preset).glob("perf-*.json")):
-        try:
-            runs.perf.append(json.loads(path.read_text()))
-        except ValueError as exc:
-            raise BenchmarkError(f"{path}: not the output of benchmark perf --json ({exc})") from None
-    return runs, preset
+    """The claims study's records under `folder`, and the pilot's (a study of its own, beside it)."""
+    return runs_view.load(folder, preset, beside=(folder.parent / PILOT_EXPERIMENT,), single=PILOT,
+                          hint="run `benchmark study claims` first")
 
 
 # ---- the statistics each claim reads --------------------------------------------------------------
@@ -189,11 +153,17 @@ def flattening(rec: dict) -> int | None:
 
 @dataclass
 class Finding:
+    id: str  # C1 ... C5, C3b
     claim: str
     paper: str
     ours: list[str]
     verdict: str
     detail: str = ""
+    scope: str = ""  # where the runs come from when not this study's (the leaderboard's pairs)
+
+    @property
+    def title(self) -> str:
+        return f"{self.id}{f' ({self.scope})' if self.scope else ''}: {self.claim}"
 
 
 def ablations() -> tuple[str, str]:
@@ -243,7 +213,7 @@ def c1(runs: Runs) -> Finding:
     rows = ["| seed | MeZO's target (dev) | MeZO steps | DiZO steps | DiZO / MeZO |", "|---|---|---|---|---|"]
     rows += [f"| {s} | {c['target']:.3f} | {c['mezo']} | {c['dizo']}{'' if c['dizo_reached'] else ' (not reached)'} "
              f"| {c['dizo'] / c['mezo']:.2f} |" for s, c in per_seed.items()]
-    return Finding("C1: DiZO reaches MeZO's best dev accuracy in fewer iterations (Figure 4, Tables 6/11)",
+    return Finding("C1", "DiZO reaches MeZO's best dev accuracy in fewer iterations (Figure 4, Tables 6/11)",
                    "SST-2, OPT-2.7B: 51.8% of MeZO's iterations, 55.7% of its GPU hours (Table 10); the released "
                    "logs: " + ", ".join(f"DiZO {d:.3f} vs {m:.3f} dev at step {at}" for at, (m, d) in released.items()),
                    ours, all_of(parts), "\n".join(rows))
@@ -259,7 +229,7 @@ def c2(runs: Runs) -> Finding:
     m, d = table4_sst2()
     v = sized(diff, d - m, what="test, DiZO - MeZO")
     ours.append(v.reason)
-    return Finding("C2: at equal steps DiZO's test accuracy is at least MeZO's (Table 4)",
+    return Finding("C2", "at equal steps DiZO's test accuracy is at least MeZO's (Table 4)",
                    f"SST-2, OPT-2.7B: DiZO {100 * d:.1f} vs MeZO {100 * m:.1f} (Table 4, one seed)", ours, v.word)
 
 
@@ -273,7 +243,7 @@ def c3(runs: Runs) -> Finding:
         diff, _ = paired(spread[row], spread[MEZO])
         parts.append(verdict(diff))
         ours.append(f"{row} - MeZO (CV points): {diff.show(100, 1)} ({parts[-1]})")
-    return Finding("C3: FO's distance from the pre-trained weights differs by layer, ZO's does not; DiZO's becomes "
+    return Finding("C3", "FO's distance from the pre-trained weights differs by layer, ZO's does not; DiZO's becomes "
                    "layer-dependent (Figures 1 and 3)", "qualitative (plots of OPT-2.7B)", ours, all_of(parts))
 
 
@@ -287,7 +257,7 @@ def c3b(runs: Runs) -> Finding:
             "each seed against the mean of its row's other seeds (a shape the row repeats?): "
             + "; ".join(f"{row} {interval(list(like_itself(runs, row).values())).show(1, 2)}" for row in (FT, DIZO)),
             f"claim: DiZO's r with FT's above 0 ({found})"]
-    return Finding("C3b: DiZO's per-layer drift has FO's shape (\"layer-wise adaptive updates that closely resemble "
+    return Finding("C3b", "DiZO's per-layer drift has FO's shape (\"layer-wise adaptive updates that closely resemble "
                    "FO\", Section 1)", "qualitative", ours, found)
 
 
@@ -297,7 +267,7 @@ def c4(runs: Runs) -> Finding:
         diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(row, names.TEST_SCORE))
         parts.append(verdict(diff))
         ours.append(f"DiZO - {row}, test (points): {diff.show(100, 1)} ({parts[-1]})")
-    return Finding("C4: removing re-initialisation, or removing clipping, hurts DiZO (Appendix C.2)",
+    return Finding("C4", "removing re-initialisation, or removing clipping, hurts DiZO (Appendix C.2)",
                    "RoBERTa-large k=16: both removals lower accuracy on SST-2, SNLI and TREC (Table C.2)", ours,
                    all_of(parts))
 
@@ -321,11 +291,26 @@ def c5(runs: Runs) -> Finding:
             f"steps/s DiZO / MeZO, projection amortised: {speed.show(1, 3)} (claim: above {THROUGHPUT}; {parts[2]})",
             f"n = repeats of `benchmark perf` ({len(runs.perf)} committed)" if runs.perf else
             f"not measured yet: `{PERF_COMMAND}`"]
-    return Finding("C5: DiZO's memory is MeZO's, far below FT's; its throughput is at least 0.9x MeZO's (Table 10)",
+    return Finding("C5", "DiZO's memory is MeZO's, far below FT's; its throughput is at least 0.9x MeZO's (Table 10)",
                    "SST-2, OPT-2.7B: 7.5 vs 6.8 GB (FT 45.4); 3.05 vs 3.28 it/s (0.93x)", ours, all_of(parts))
 
 
 CLAIMS = (c1, c2, c3, c3b, c4, c5)
+LEADERBOARD = "leaderboard"  # its MeZO and DiZO rows are 20 paired seeds of the same comparison (newer engine)
+
+
+def leaderboard_pairs(folder: Path, preset: str) -> list[Finding]:
+    """C1 and C2 again on the `leaderboard` study's MeZO/DiZO pairs (records beside this study's), where it has
+    any: the same rows, points, data and budget over more seeds, on the engine of that study."""
+    board = folder.parent / LEADERBOARD
+    try:
+        runs, _ = runs_view.load(board, preset) if board.is_dir() else (None, preset)
+    except BenchmarkError:
+        return []
+    if runs is None or not set(runs.seeds(MEZO)) & set(runs.seeds(DIZO)):
+        return []
+    n = len(set(runs.seeds(MEZO)) & set(runs.seeds(DIZO)))
+    return [dataclasses.replace(f, scope=f"leaderboard, {n} pairs") for f in (c1(runs), c2(runs))]
 
 
 # ---- the page -----------------------------------------------------------------------------------------
@@ -391,8 +376,8 @@ def spread_lines(runs: Runs) -> list[str]:
             f"- the paired DiZO - MeZO interval's half-width: {100 * half:.1f} points (aim: at most 2)"]
 
 
-def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
-    findings = [claim(runs) for claim in CLAIMS]
+def page(runs: Runs, preset: str, figures: list[Path], folder: Path, pairs: tuple[Finding, ...] = ()) -> str:
+    findings = [claim(runs) for claim in CLAIMS] + list(pairs)
     out = [f"# Claims ({preset})", "",
            "The DiZO paper's claims on rt-polarity with SmolLM2-135M (CPU), each row's point chosen on dev on seed 0, "
            "then run on every seed. Intervals: 95% t over seeds; MeZO and DiZO paired by seed (same data order "
@@ -402,9 +387,9 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
            "smaller than claimed (above 0, below it), smaller than claimed (holds 0, excludes it), not reproduced "
            "(reversed) (below 0), inconclusive (holds both 0 and the paper's effect).", "",
            "| claim | paper | ours | verdict |", "|---|---|---|---|"]
-    out += [f"| {f.claim} | {f.paper} | {'<br>'.join(f.ours)} | **{f.verdict}** |" for f in findings]
+    out += [f"| {f.title} | {f.paper} | {'<br>'.join(f.ours)} | **{f.verdict}** |" for f in findings]
     for f in findings:
-        out += ["", f"## {f.claim}", "", f"- paper: {f.paper}"] + [f"- {line}" for line in f.ours]
+        out += ["", f"## {f.title}", "", f"- paper: {f.paper}"] + [f"- {line}" for line in f.ours]
         out += [f"- verdict: **{f.verdict}**"] + (["", f.detail] if f.detail else [])
     out += ["", "## Rows (final runs)", "", rows_table(runs), ""] + hizoo_lines(runs)
     out += ["", "## Seed-to-seed spread", ""] + spread_lines(runs)
@@ -426,6 +411,6 @@ def report(folder: Path, out: Path, preset: str | None = None) -> str:
     runs, preset = load(folder, preset)
     out.mkdir(parents=True, exist_ok=True)
     figures = write_figures(runs, out)
-    text = page(runs, preset, figures, out)
+    text = page(runs, preset, figures, out, tuple(leaderboard_pairs(folder, preset)))
     (out / "claims.md").write_text(text)
     return text

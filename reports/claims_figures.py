@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core import names, records
-from reports.claims import DIZO, FT, HIZOO, MEZO, ROLES, ZERO_SHOT, Runs, ablations, last_drift, to_target
+from reports.claims import DIZO, FT, HIZOO, MEZO, ROLES, ZERO_SHOT, ablations, last_drift, to_target
+from reports.runs import Runs
 from reports.figures import _pyplot, _save
 from reports.stats import interval
 

@@ -1,0 +1,218 @@
+"""`benchmark report leaderboard`: every method family on one task, read from the `leaderboard` study's run
+records (`reports/results/leaderboard/`), with how large each difference from MeZO is.
+
+Per row: test accuracy (mean and 95% t interval over seeds), the difference from MeZO paired by seed (the
+same seed gives every row the same data order) with its interval and sized verdict (`reports.stats.sized`:
+against 0, against the paper's effect where Table 4 gives one on SST-2, and equivalence within +-MARGIN),
+the area under the dev curve, the steps to MeZO's target, and what a step costs: forwards per step, step
+time over those forwards' time, peak memory over inference's and the hours the run's steps take, all from
+the `benchmark perf --json` repeats committed beside the records (each method alone on a quiet machine;
+the study's own runs share the machine with another worker). Figures: `reports.leaderboard_figures`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.core import names, records
+from benchmark.experiments import leaderboard as experiment
+from reports import convergence, paper
+from reports import runs as runs_view
+from reports.runs import Runs
+from reports.stats import Interval, Sized, interval, paired, sized
+
+EXPERIMENT = "leaderboard"
+MEZO = names.BASELINE_ROW
+MARGIN = 0.02  # "equivalent within +-2 points": the half-width the MeZO/DiZO pairs aim at; no finer claim holds
+PAPER_NAMES = {"MeZO-LoRA": "MeZO LoRA"}  # a row's name in Table 4 where it differs from its label
+PERF_COMMANDS = ("benchmark perf --model smollm2-135m --methods {zo} --steps 5 --json > "
+                 "reports/results/leaderboard/offline/perf-N.json; the same with --methods {fo} --batch-size 8 "
+                 "> perf-fo-N.json (N = 1, 2, 3; nothing else running)")
+
+
+def rows() -> list[tuple[str, str]]:
+    """(label, method) of every row, in the experiment's order (read when asked: the Row objects hold them)."""
+    return [(row.label, row.method) for row in experiment.ROWS]
+
+
+def paper_effect(label: str) -> float | None:
+    """Table 4's SST-2 (OPT-2.7B) accuracy of the row minus MeZO's, as a fraction, where the paper has the row
+    and puts it above MeZO (`sized` reads a claimed effect on the positive side); else None."""
+    table = paper.table("table4").set_index("method")
+    name = PAPER_NAMES.get(label, label)
+    if name not in table.index or label == MEZO:
+        return None
+    effect = (paper.parse_cell(table.loc[name, "SST-2"]).mean - paper.parse_cell(table.loc[MEZO, "SST-2"]).mean) / 100
+    return effect if effect > 0 else None
+
+
+def auc(rec: dict) -> float | None:
+    """The area under the dev curve from step 0 to the last evaluation over its length: the mean dev accuracy
+    the run held while training (trapezoids between evaluations)."""
+    steps, dev = records.curve(rec)
+    if len(steps) < 2 or steps[-1] <= steps[0]:
+        return None
+    area = sum((s1 - s0) * (d0 + d1) / 2 for s0, s1, d0, d1 in zip(steps, steps[1:], dev, dev[1:]))
+    return area / (steps[-1] - steps[0])
+
+
+def to_mezo_target(rec: dict, mezo: dict) -> tuple[int, bool]:
+    """Steps the run needs to reach 99% of the same seed's MeZO best dev (`reports.convergence.target`), and
+    whether it did; a run that never does is counted one evaluation past its last."""
+    goal = convergence.target(convergence.Curve(*records.curve(mezo), math.nan, 0.0))
+    reached = convergence.Curve(*records.curve(rec), math.nan, 0.0).steps_to(goal)
+    if reached is not None:
+        return reached, True
+    return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"]), False
+
+
+def perf_of(runs: Runs, method: str, key: str) -> Interval:
+    """One `benchmark perf` measure of a method over the committed repeats."""
+    return interval([rep[method][key] for rep in runs.perf if method in rep and rep[method].get(key) is not None])
+
+
+@dataclass
+class Line:
+    label: str
+    method: str
+    point: str
+    test: Interval
+    diff: Interval
+    verdict: Sized | None
+    area: Interval
+    target: Interval
+    reached: str
+    forwards: float | None
+    step_over_forwards: Interval
+    memory: Interval  # peak over inference
+    peak_gb: Interval
+    train_h: Interval  # the run's steps at perf's seconds per step
+
+
+def chosen_point(runs: Runs, label: str) -> str:
+    """The grid point the row's search chose (its final runs' settings that the grid varies or sets)."""
+    seeds = runs.seeds(label)
+    if not seeds:
+        return "-"
+    params = next(iter(seeds.values()))["params"]
+    keys = sorted({k for rec in runs.search.get(label, []) for k in ("lr", "eps", "batch_size", "projection_interval",
+                                                                      "clip_range", "hessian_smooth") if k in rec["params"]})
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params) or "-"
+
+
+def line(runs: Runs, label: str, method: str) -> Line:
+    test = runs.metric(label, names.TEST_SCORE)
+    mezo = runs.seeds(MEZO)
+    diff, _ = paired(test, runs.metric(MEZO, names.TEST_SCORE))
+    verdict = None if label == MEZO or diff.n == 0 else \
+        sized(diff, paper_effect(label), MARGIN, what=f"{label} - MeZO")
+    areas = [a for rec in runs.seeds(label).values() if (a := auc(rec)) is not None]
+    targets = {s: to_mezo_target(rec, mezo[s]) for s, rec in runs.seeds(label).items()
+               if s in mezo and int(rec["params"]["steps"]) > 0}
+    steps = [int(rec["params"]["steps"]) for rec in runs.seeds(label).values()]
+    step_s = perf_of(runs, method, "step_s")
+    hours = interval([step_s.mean * steps[0] / 3600]) if steps and step_s.n else Interval(math.nan, math.nan, math.nan, 0)
+    forwards = perf_of(runs, method, "forward_passes")
+    ratio = interval([rep[method]["peak_memory_gb"] / rep[method]["inference_peak_gb"] for rep in runs.perf
+                      if method in rep and rep[method].get("inference_peak_gb")])
+    return Line(label, method, chosen_point(runs, label), interval(list(test.values())), diff, verdict,
+                interval(areas), interval([t for t, _ in targets.values()]),
+                f"{sum(ok for _, ok in targets.values())}/{len(targets)}", forwards.mean if forwards.n else None,
+                perf_of(runs, method, "step_over_forwards"), ratio, perf_of(runs, method, "peak_memory_gb"), hours)
+
+
+def lines(runs: Runs) -> list[Line]:
+    return [line(runs, label, method) for label, method in rows() if runs.seeds(label)]
+
+
+def _iv(iv: Interval, scale: float = 100.0, digits: int = 1) -> str:
+    return "-" if iv.n == 0 else iv.show(scale, digits)
+
+
+def _mean(iv: Interval, digits: int = 2) -> str:
+    return "-" if iv.n == 0 else f"{iv.mean:.{digits}f}"
+
+
+def table(found: list[Line]) -> str:
+    head = ("| row | point | test % | - MeZO (points, paired) | verdict | dev AUC % | steps to MeZO's target "
+            "(reached) | forwards / step | step / its forwards | peak / inference | train h |")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for ln in found:
+        diff = "(baseline)" if ln.label == MEZO else ln.diff.show(100, 1) if ln.diff.n else "-"
+        word = "" if ln.verdict is None else ln.verdict.word
+        out.append(f"| {ln.label} | {ln.point} | {_iv(ln.test)} | {diff} | {word} | {_iv(ln.area)} | "
+                   f"{_iv(ln.target, 1, 0) + f' ({ln.reached})' if ln.target.n else '-'} | {'-' if ln.forwards is None else f'{ln.forwards:g}'} | "
+                   f"{_mean(ln.step_over_forwards)} | {_mean(ln.memory)} | {_mean(ln.train_h, 3)} |")
+    return "\n".join(out)
+
+
+def search_table(runs: Runs) -> str:
+    out = ["| row | point | dev best (seed 0) | at step | test | chosen |", "|---|---|---|---|---|---|"]
+    for label, _ in rows():
+        for rec in runs.search.get(label, []):
+            s = rec["summary"]
+            point = ", ".join(f"{k}={rec['params'][k]}" for k in ("lr", "eps", "batch_size") if k in rec["params"])
+            out.append(f"| {label} | {point or '-'} | {s.get(names.DEV_BEST, math.nan):.3f} | "
+                       f"{s.get(names.DEV_BEST_STEP, math.nan):.0f} | {s.get(names.TEST_SCORE, math.nan):.3f} | "
+                       f"{'yes' if rec['tags'].get('final') == 'true' else ''} |")
+    return "\n".join(out)
+
+
+def pairs_lines(runs: Runs) -> list[str]:
+    """The MeZO/DiZO pairs: how many, on one engine, and the half-width reached."""
+    mezo, dizo = runs.seeds(MEZO), runs.seeds(names.DIZO_ROW)
+    both = sorted(set(mezo) & set(dizo))
+    split = [s for s in both if mezo[s]["tags"].get("engine") != dizo[s]["tags"].get("engine")]
+    diff, _ = paired(runs.metric(names.DIZO_ROW, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
+    return [f"- paired seeds: {len(both)} of {len(experiment.PAIRED_SEEDS)} planned; "
+            + (f"{len(split)} pair(s) ran on different engines: seeds {split}" if split else
+               "every pair ran on one engine (`engine` tag: the tree hash of `methods/`)"),
+            (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
+             f"paired sd {100 * diff.sd:.1f}")]
+
+
+def wall_lines(runs: Runs) -> list[str]:
+    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
+    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
+                 if r["tags"]["study"].endswith("/final"))
+    return [f"- search (seed 0, every grid point): {search / 3600:.2f} h", f"- finals (other seeds): {finals / 3600:.2f} h",
+            "- (runs' wall time, evaluation included, summed: two workers ran side by side, one thread each)"]
+
+
+def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
+    found = lines(runs)
+    intro = ("Every method family on rt-polarity with SmolLM2-135M (CPU, bf16-mixed), each row's point chosen on "
+             "dev on seed 0, then run on its seeds (`benchmark/experiments/leaderboard.py` says why each grid). "
+             "Test % and dev AUC %: mean [95% t interval] over seeds. `- MeZO`: the row minus MeZO, paired by seed. "
+             "Each verdict reads the claim \"the row beats MeZO\" (`reports.stats.sized`): that interval against 0, "
+             "against Table 4's SST-2 gap where the paper has the row above MeZO (the paper's claim), and against "
+             f"+-{100 * MARGIN:.0f} points for equivalence. Steps to MeZO's target: to 99% of the same seed's MeZO "
+             "best dev (not reached: one evaluation past the last). Forwards, step / its forwards, peak / inference "
+             "and train h (the run's steps at the measured s/step) come from `benchmark perf` on a quiet machine.")
+    out = [f"# Leaderboard ({preset})", "", intro, "", table(found), "", "## Verdicts, with the numbers", ""]
+    out += [f"- {ln.label}: **{ln.verdict.word}**: {ln.verdict.reason}" for ln in found if ln.verdict is not None]
+    out += ["", "## MeZO and DiZO, paired", ""] + pairs_lines(runs)
+    if not runs.perf:
+        zo = " ".join(m for _, m in rows() if m not in ("zero-shot", "ft", "lora"))
+        out += ["", f"No `benchmark perf` repeats committed: `{PERF_COMMANDS.format(zo=zo, fo='ft lora')}`"]
+    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", ""] + wall_lines(runs)
+    out += ["", "## Figures", ""] + [f"![{p.stem}]({p.relative_to(folder)})" for p in figures if p.suffix == ".png"]
+    return "\n".join(out) + "\n"
+
+
+def load(folder: Path, preset: str | None = None) -> tuple[Runs, str]:
+    return runs_view.load(folder, preset, hint="run `benchmark study leaderboard` first")
+
+
+def report(folder: Path, out: Path, preset: str | None = None) -> str:
+    """Write `<out>/leaderboard.md` and its figures from the records under `folder`; return the page."""
+    from reports.leaderboard_figures import write_figures
+
+    runs, preset = load(folder, preset)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(runs, lines(runs), out)
+    text = page(runs, preset, figures, out)
+    (out / "leaderboard.md").write_text(text)
+    return text

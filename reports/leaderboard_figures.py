@@ -1,0 +1,102 @@
+"""The leaderboard's figures, from run records and the committed `benchmark perf` repeats: test accuracy
+against peak memory and against training time with the Pareto front marked (`leaderboard_pareto`), and
+each row's dev curve with its seed band beside MeZO's (`leaderboard_dev_curves`)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from benchmark.core import records
+from reports.figures import _pyplot, _save
+from reports.leaderboard import MEZO, Line, rows
+from reports.runs import Runs
+from reports.stats import interval
+
+
+def front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the Pareto front of (cost, accuracy) points: none costs less and scores more; ties in cost
+    keep the best. Ordered by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    out, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            out.append(i)
+            best = points[i][1]
+    return out
+
+
+def pareto(found: list[Line], folder: Path) -> list[Path]:
+    """Test accuracy (mean, 95% interval as a bar) against peak memory and against the hours the run's steps
+    take at `benchmark perf`'s rate; the front joined by a line and its rows named in bold."""
+    axes_of = (("peak memory, GB (benchmark perf)", lambda ln: ln.peak_gb.mean),
+               ("training hours for the run's steps (benchmark perf's s/step)", lambda ln: ln.train_h.mean))
+    drawn = [ln for ln in found if ln.test.n and ln.peak_gb.n]
+    if not drawn:
+        return []
+    fig, axes = _pyplot().subplots(1, 2, figsize=(13, 5))
+    for ax, (xlabel, cost) in zip(axes, axes_of):
+        shown = [ln for ln in drawn if not math.isnan(cost(ln))]
+        points = [(cost(ln), ln.test.mean) for ln in shown]
+        on_front = front(points)
+        for i, ln in enumerate(shown):
+            err = [[100 * (ln.test.mean - ln.test.lo)], [100 * (ln.test.hi - ln.test.mean)]] if ln.test.n > 1 else None
+            ax.errorbar(points[i][0], 100 * ln.test.mean, yerr=err,
+                        fmt="o", color="tab:red" if i in on_front else "tab:gray", capsize=3, markersize=5)
+            ax.annotate(ln.label, (points[i][0], 100 * points[i][1]), xytext=(4, 3), textcoords="offset points", fontsize=7,
+                        fontweight="bold" if i in on_front else "normal")
+        ax.plot([points[i][0] for i in on_front], [100 * points[i][1] for i in on_front], "-", color="tab:red",
+                alpha=0.6, label="Pareto front (less cost, more accuracy)")
+        ax.set(xlabel=xlabel, ylabel="test accuracy, % (mean, 95% interval over seeds)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("rt-polarity, SmolLM2-135M: accuracy against what it costs")
+    return _save(fig, folder, "leaderboard_pareto")
+
+
+def dev_curves(runs: Runs, folder: Path) -> list[Path]:
+    """One panel per row: its mean dev curve over seeds with the 95% band, MeZO's in grey behind it."""
+    labels = [label for label, _ in rows() if runs.seeds(label) and label != MEZO and records.curve(
+        next(iter(runs.seeds(label).values())))[0][1:]]
+    if not labels:
+        return []
+    cols = 4
+    fig, axes = _pyplot().subplots(math.ceil(len(labels) / cols), cols, figsize=(14, 3 * math.ceil(len(labels) / cols)),
+                                   squeeze=False, sharey=True)
+    mezo = band(runs, MEZO)
+    for ax, label in zip(axes.flat, labels):
+        if mezo:
+            ax.plot(mezo[0], mezo[1], color="tab:gray", label=f"MeZO (n={mezo[4]})")
+            ax.fill_between(mezo[0], mezo[2], mezo[3], color="tab:gray", alpha=0.15)
+        steps, mean, lo, hi, n = band(runs, label)
+        ax.plot(steps, mean, color="tab:blue", label=f"{label} (n={n})")
+        if n > 1:
+            ax.fill_between(steps, lo, hi, color="tab:blue", alpha=0.2)
+        ax.set_title(label, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_ylim(0.4, 1.0)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("dev accuracy")
+    for ax in axes[-1]:
+        ax.set_xlabel("step")
+    fig.suptitle("dev accuracy, mean over seeds (band: 95% interval; an FO row's 200 steps against MeZO's 650)")
+    fig.tight_layout()
+    return _save(fig, folder, "leaderboard_dev_curves")
+
+
+def band(runs: Runs, label: str) -> tuple[list[int], list[float], list[float], list[float], int] | None:
+    """(steps, mean, lo, hi, seeds) of the row's dev curves at the steps every seed evaluated."""
+    curves = [records.curve(rec) for rec in runs.seeds(label).values()]
+    curves = [c for c in curves if c[0]]
+    if not curves:
+        return None
+    steps = sorted(set.intersection(*(set(s) for s, _ in curves)))
+    at = [dict(zip(*c)) for c in curves]
+    ivs = [interval([a[s] for a in at]) for s in steps]
+    if len(curves) == 1:
+        return steps, [iv.mean for iv in ivs], [], [], 1
+    return steps, [iv.mean for iv in ivs], [max(iv.lo, 0.0) for iv in ivs], [min(iv.hi, 1.0) for iv in ivs], len(curves)
+
+
+def write_figures(runs: Runs, found: list[Line], folder: Path) -> list[Path]:
+    return pareto(found, folder) + dev_curves(runs, folder)

@@ -1,0 +1,140 @@
+"""The `leaderboard` report: rendered through the real CLI from committed records with no MLflow store,
+each row's sized verdict against MeZO on synthetic records built to land in a known case, the Pareto front
+and the dev-curve area against hand-computed values, and the experiment's own labels reaching the page."""
+import json
+import math
+
+import pytest
+
+from benchmark.core import names, records
+from benchmark.experiments import leaderboard as experiment
+from reports import leaderboard
+from reports.leaderboard_figures import front
+from tests.helpers import bench
+
+STEPS = list(range(0, 700, 50))
+JITTER = [0.0, 0.004, -0.003, 0.002, -0.001]
+
+
+def curve(best: float, reach: int = 500, start: float = 0.55) -> list[list[float]]:
+    return [[s, start + (best - start) * min(s, reach) / reach] for s in STEPS]
+
+
+def record(row: str, seed: int, test: float, dev: list, steps: int = 650) -> dict:
+    study = f"leaderboard/offline/smollm2-135m/rt-polarity/{row}" + ("/final" if seed else "")
+    return {"format": records.FORMAT, "run_id": f"{row}-{seed}", "status": "FINISHED", "start_time": seed,
+            "tags": {"preset": "offline", "study": study, "trial": str(seed), "row": row, "task": "rt-polarity",
+                     "final": "true", "engine": "e1"},
+            "params": {"seed": str(seed), "steps": str(steps), "eval_every": "50", "lr": "3e-05"},
+            "summary": {names.TEST_SCORE: test, names.DEV_BEST: max(d for _, d in dev), names.WALL_S: 700.0,
+                        names.DEV_BEST_STEP: 500},
+            "curves": {names.DEV_SCORE: dev}}
+
+
+def synthetic() -> list[dict]:
+    """MeZO 0.80; DiZO +2.5 points each seed (above 0, holding Table 4's +2.5: reproduced); LOZO within half a
+    point (equivalent within +-2); FZOO 4 points below (reversed); HiZOO +0.4 to +0.6, n=3, where Table 4 has
+    +0.8: above 0, below it (reproduced, smaller than claimed); SubZero spread over +-5 (inconclusive: no
+    paper effect, not equivalent)."""
+    out = [record("Zero-shot", 0, 0.50, [[0, 0.55]], steps=0)]
+    for seed in range(5):
+        j = JITTER[seed]
+        out.append(record("MeZO", seed, 0.80 + j, curve(0.80 + j)))
+        out.append(record("DiZO", seed, 0.825 + j + (0.002 if seed % 2 else -0.002), curve(0.82 + j, 300)))
+    for seed in range(3):
+        j = JITTER[seed]
+        out.append(record("LOZO", seed, 0.80 + j + (0.003, -0.002, 0.001)[seed], curve(0.80 + j)))
+        out.append(record("FZOO", seed, 0.76 + j + (0.002, -0.001, 0.0)[seed], curve(0.70 + j)))
+        out.append(record("HiZOO", seed, 0.80 + j + (0.004, 0.005, 0.006)[seed], curve(0.80 + j)))
+        out.append(record("SubZero", seed, 0.80 + j + (0.05, -0.05, 0.01)[seed], curve(0.80 + j)))
+    return out
+
+
+PERF = [{"mezo": {"step_s": 1.0, "steps_per_s": 1.0, "forward_passes": 2, "step_over_forwards": 1.4, "peak_memory_gb": 1.2,
+                  "inference_peak_gb": 1.1},
+         "dizo": {"step_s": 1.1, "steps_per_s": 1 / 1.1, "forward_passes": 2, "step_over_forwards": 1.5, "peak_memory_gb": 1.3,
+                  "inference_peak_gb": 1.1},
+         "fzoo": {"step_s": 5.0, "steps_per_s": 0.2, "forward_passes": 9, "step_over_forwards": 1.6, "peak_memory_gb": 1.6,
+                  "inference_peak_gb": 1.1}}]
+
+
+@pytest.fixture
+def committed(tmp_path):
+    folder = tmp_path / "results"
+    for rec in synthetic():
+        records.write(rec, folder)
+    (folder / "leaderboard" / "offline" / "perf-1.json").write_text(json.dumps(PERF[0]))
+    return folder
+
+
+def verdict_of(page: str, row: str) -> str:
+    line = next(ln for ln in page.splitlines() if ln.startswith(f"| {row} |"))
+    return line.split("|")[5].strip()
+
+
+def test_the_leaderboard_renders_from_committed_records_without_an_mlflow_store(committed, tmp_path):
+    store = tmp_path / "absent" / "mlflow.db"
+    out = tmp_path / "report"
+    proc = bench("report", "leaderboard", "--out", str(out), env={"BENCHMARK_RECORDS": str(committed),
+                                                                 "MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    assert proc.returncode == 0, proc.stderr
+    page = (out / "leaderboard.md").read_text()
+    assert verdict_of(page, "DiZO") == "reproduced"
+    assert verdict_of(page, "LOZO") == "equivalent within +-2.0"
+    assert verdict_of(page, "FZOO") == "not reproduced (reversed)"
+    assert verdict_of(page, "HiZOO") == "reproduced, smaller than claimed"
+    assert verdict_of(page, "SubZero") == "inconclusive"
+    assert "DiZO - MeZO +2.5 [+2.2, +2.7] points (n=5) lies above 0 and holds the paper's +2.5" in page
+    assert "FZOO - MeZO -4.0" in page and "lies below 0" in page
+    assert "paired seeds: 5 of 20 planned; every pair ran on one engine" in page
+    fzoo = next(ln for ln in page.splitlines() if ln.startswith("| FZOO |")).split("|")
+    assert [c.strip() for c in fzoo[8:12]] == ["9", "1.60", "1.45", "0.903"]  # perf: 650 steps x 5 s = 0.903 h
+    assert (out / "leaderboard_pareto.png").stat().st_size > 1000 and (out / "leaderboard_dev_curves.png").is_file()
+    assert not store.parent.exists()
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_cost_and_accuracy():
+    points = [(1.0, 0.80), (1.2, 0.83), (1.1, 0.79), (5.0, 0.85), (5.0, 0.70), (0.9, 0.50)]
+    assert front(points) == [5, 0, 1, 3]  # (1.1, 0.79) costs more than (1.0, 0.80) and scores less
+
+
+def test_the_dev_area_is_the_mean_accuracy_held_over_the_run():
+    rec = record("MeZO", 0, 0.8, [[0, 0.5], [100, 0.7], [300, 0.7]])
+    assert leaderboard.auc(rec) == pytest.approx((100 * 0.6 + 200 * 0.7) / 300)
+
+
+def test_steps_to_mezos_target_counts_a_miss_one_evaluation_past_the_end():
+    mezo = record("MeZO", 0, 0.8, curve(0.80))
+    assert leaderboard.to_mezo_target(record("DiZO", 0, 0.8, curve(0.82, 300)), mezo) == (300, True)  # 0.55 + 0.27 s / 300 >= 0.792
+    assert leaderboard.to_mezo_target(record("FZOO", 0, 0.7, curve(0.70)), mezo) == (700, False)
+
+
+def test_every_row_label_comes_from_the_experiments_rows(monkeypatch, committed):
+    """A label is written once, in the Row: the report's rows are read from the experiment when asked."""
+    renamed = tuple(experiment.Row("Low-rank ZO", r.method) if r.label == "LOZO" else r for r in experiment.ROWS)
+    monkeypatch.setattr(experiment, "ROWS", renamed)
+    for rec in records.read(committed / "leaderboard"):
+        if rec["tags"]["row"] == "LOZO":
+            rec["tags"]["row"] = "Low-rank ZO"
+            rec["tags"]["study"] = rec["tags"]["study"].replace("LOZO", "Low-rank ZO")
+            records.write(rec, committed)
+    runs, _ = leaderboard.load(committed / "leaderboard", "offline")
+    labels = [ln.label for ln in leaderboard.lines(runs)]
+    assert "Low-rank ZO" in labels and labels.index("Low-rank ZO") == labels.index("HiZOO") + 1
+    assert not math.isnan(leaderboard.line(runs, "Low-rank ZO", "lozo").test.mean)
+
+
+def test_the_claims_report_reads_c1_and_c2_again_on_the_leaderboards_pairs(committed, tmp_path):
+    """The committed claims records, with the synthetic leaderboard's beside them: C2 on its 5 pairs."""
+    import shutil
+
+    shutil.copytree(records.root() / "claims", committed / "claims")
+    out = tmp_path / "claims"
+    proc = bench("report", "claims", "--out", str(out), env={"BENCHMARK_RECORDS": str(committed),
+                                                            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/no/db"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [ln for ln in (out / "claims.md").read_text().splitlines() if ln.startswith("| C")]
+    pairs = [ln for ln in rows if "(leaderboard, 5 pairs)" in ln]
+    assert [ln.split(":")[0] for ln in pairs] == ["| C1 (leaderboard, 5 pairs)", "| C2 (leaderboard, 5 pairs)"]
+    assert pairs[1].endswith("| **reproduced** |") and "test, DiZO - MeZO +2.5 [+2.2, +2.7]" in pairs[1]
+    assert len(rows) == 8  # C1-C5 with C3b from the claims study's own records, then the two
