@@ -54,10 +54,11 @@ reproduce-%: install
 bench: install
 	$(BENCH) perf --model smollm2-135m
 
-# MLflow UI on loopback over the project's store (MLFLOW_TRACKING_URI if set); group runs by tags.task and
-# compare tags.method in the chart view
+# MLflow UI on loopback over the project's store (MLFLOW_TRACKING_URI if set): first the address of each
+# experiment's training runs, charted by method (dev curve, best dev, test), then the server. make ui PORT=5001
+PORT ?= 5000
 ui: install
-	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///runs/mlflow.db} --host 127.0.0.1 --port 5000
+	$(BENCH) ui --host 127.0.0.1 --port $(PORT)
 
 # optuna-dashboard over an experiment's study storage: make dashboard EXP=table4
 dashboard: install

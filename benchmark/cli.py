@@ -138,6 +138,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(summary.report(args.experiment, args.out or REPORTS))
 
 
+def serve(host: str, port: int) -> None:
+    from benchmark import ui
+
+    ui.serve(host, port)
+
+
 def cmd_perf(args: argparse.Namespace) -> None:
     if args.directions:
         from benchmark.measurements import perf_directions
@@ -216,12 +222,17 @@ def parser() -> argparse.ArgumentParser:
     dr.add_argument("--storage", default=None)
     dr.set_defaults(func=cmd_doctor)
 
-    rep = sub.add_parser("report", help="tables from MLflow")
+    rep = sub.add_parser("report", help="tables and figures from run records (MLflow fills missing ones)")
     rep.add_argument("experiment")
-    rep.add_argument("--out", default=None, help="default runs/reports; claims: next to its records")
+    rep.add_argument("--out", default=None, help="default runs/reports; claims, leaderboard: next to their records")
     rep.add_argument("--preset", default=None, help="which preset's runs (default: the one with most final runs)")
     rep.add_argument("--storage", default=None, help="Optuna storage for the study views (default: the study's journal)")
     rep.set_defaults(func=cmd_report)
+
+    ui = sub.add_parser("ui", help="the MLflow UI on the store, after printing where each experiment's runs open")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=lambda args: serve(args.host, args.port))
 
     perf = sub.add_parser("perf", help="step time, forward time and memory per method")
     perf.add_argument("--model", default="smollm2-135m")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark import ui
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.store import client, find_experiment, tracking_uri, unreachable
 
@@ -65,7 +66,7 @@ def package_versions() -> str:
 
 
 def connect(experiment: str) -> str:
-    """The experiment's id, created if new. Fails in one line."""
+    """The experiment's id, created (and marked for the UI) if new. Fails in one line."""
     import mlflow
 
     found = find_experiment(experiment)
@@ -74,9 +75,11 @@ def connect(experiment: str) -> str:
     uri = tracking_uri()
     location = ARTIFACTS.resolve().as_uri() if not uri.startswith("http") else None
     try:
-        return mlflow.create_experiment(experiment, artifact_location=location)
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
     except Exception as exc:
         raise unreachable(exc) from None
+    ui.mark(experiment_id)  # opens on its training runs, charted by method (`benchmark ui`)
+    return experiment_id
 
 
 def start_run(experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any],
