@@ -301,15 +301,15 @@ LEADERBOARD = "leaderboard"  # its MeZO and DiZO rows are 20 paired seeds of the
 
 def leaderboard_pairs(folder: Path, preset: str) -> list[Finding]:
     """C1 and C2 again on the `leaderboard` study's MeZO/DiZO pairs (records beside this study's), where it has
-    any: the same rows, points, data and budget over more seeds, on the engine of that study."""
+    two or more: the same rows, points, data and budget over more seeds, on the engine of that study."""
     board = folder.parent / LEADERBOARD
     try:
         runs, _ = runs_view.load(board, preset) if board.is_dir() else (None, preset)
     except BenchmarkError:
         return []
-    if runs is None or not set(runs.seeds(MEZO)) & set(runs.seeds(DIZO)):
+    n = 0 if runs is None else len(set(runs.seeds(MEZO)) & set(runs.seeds(DIZO)))
+    if n < 2:  # one pair has no interval
         return []
-    n = len(set(runs.seeds(MEZO)) & set(runs.seeds(DIZO)))
     return [dataclasses.replace(f, scope=f"leaderboard, {n} pairs") for f in (c1(runs), c2(runs))]
 
 

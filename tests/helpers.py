@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -34,6 +35,13 @@ def bench(*args: str, env: dict | None = None, timeout: float = 900, **kw) -> su
     """`benchmark ARGS` in a child process, this process's environment plus `env`."""
     return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kw)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ---- the registered methods --------------------------------------------------------------------

@@ -4,7 +4,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,9 @@ import pytest
 
 from benchmark.experiments.registry import EXPERIMENTS
 from benchmark.study.storage import open_storage
-from tests.helpers import bench
+from tests.helpers import bench, free_port
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rest(base: str, path: str, body: dict | None = None) -> dict:

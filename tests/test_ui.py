@@ -13,8 +13,7 @@ import urllib.request
 import pytest
 
 from benchmark import ui
-from tests.helpers import bench
-from tests.test_scale import free_port
+from tests.helpers import bench, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +41,8 @@ def page_text(browser: str, url: str, until: str, tries: int = 5) -> str:
 def dump(browser: str, url: str) -> str:
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1200",
                           "--virtual-time-budget=30000", "--dump-dom", url], capture_output=True, text=True,
-                         timeout=180).stdout
-    text = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.S)
+                         timeout=180, check=False).stdout
+    text = re.sub(r"<script.*?</script>|<style.*?</style>", "", dom, flags=re.DOTALL)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
 
 
