@@ -115,27 +115,29 @@ def cmd_doctor(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    """Every report reads run records; the MLflow store, where there is one, first fills the records it lacks."""
+    from benchmark.core import records, store
     from reports import claims, leaderboard, report, runs, summary
 
-    by_records = {claims.EXPERIMENT: claims, leaderboard.EXPERIMENT: leaderboard}  # pages read from run records
+    known = args.experiment in EXPERIMENTS
+    written = records.sync(args.experiment) if known and store.exists() and store.find_experiment(args.experiment) else 0
+    folder = records.root() / args.experiment
+    by_records = {claims.EXPERIMENT: claims, leaderboard.EXPERIMENT: leaderboard}  # pages of their own
     if args.experiment in by_records:
-        from benchmark.core import records, store
-
-        page = by_records[args.experiment]
-        written = records.sync(args.experiment) if store.exists() and store.find_experiment(args.experiment) else 0
-        folder = records.root() / args.experiment
         out = Path(args.out) if args.out else folder / (args.preset or "offline")
-        print(page.report(folder, out, args.preset))
+        print(by_records[args.experiment].report(folder, out, args.preset))
         print(f"records: {folder} ({written} new from MLflow); report: {out / (args.experiment + '.md')}")
         return
 
     # a paper table from a study's final runs, ours beside the paper's (`make demo`'s plain runs have none)
-    if args.experiment in EXPERIMENTS and not runs.final_runs(args.experiment).empty:
+    tabled = known and not runs.final_runs(folder).empty
+    if tabled:
         definition = EXPERIMENTS.get(args.experiment)
         studies = functools.partial(preset_studies, definition, storage_url=args.storage)
-        print(report.report(definition, args.out or REPORTS, args.preset, studies))
-        print()
-    print(summary.report(args.experiment, args.out or REPORTS))
+        print(report.report(definition, args.out or REPORTS, args.preset, studies, folder))
+        print(f"records: {folder} ({written} new from MLflow)\n")
+    if not tabled or (store.exists() and store.find_experiment(args.experiment)):
+        print(summary.report(args.experiment, args.out or REPORTS))  # every run's latest, from MLflow
 
 
 def serve(host: str, port: int) -> None:

@@ -61,7 +61,7 @@ def _loss_panel(ax, runs: pd.DataFrame, task: str, rows: tuple[str, ...]) -> Non
     for label in rows:
         match = runs[(runs["task"] == task) & (runs["row"] == label)]
         if not match.empty:
-            steps, loss = history(match.iloc[0]["run_id"], names.TRAIN_LOSS)
+            steps, loss = history(match.iloc[0], names.TRAIN_LOSS)
             ax.plot(steps, _smooth(loss), label=label)
     ax.set(title=task, xlabel="step", ylabel="training loss (moving mean of 10)")
     if ax.lines:
@@ -80,7 +80,7 @@ def figure2_loss(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = (BASE
 
 def figure2_ratio_at_bound(runs: pd.DataFrame, folder: Path) -> list[Path]:
     """Every row whose run logged DiZO's round diagnostics, one panel per task."""
-    curves = {(run["task"], run["row"]): history(run["run_id"], names.DIZO_RATIO_AT_BOUND) for _, run in runs.iterrows()}
+    curves = {(run["task"], run["row"]): history(run, names.DIZO_RATIO_AT_BOUND) for _, run in runs.iterrows()}
     curves = {key: points for key, points in curves.items() if points[0]}
     if not curves:
         return []
@@ -133,7 +133,7 @@ def figure1_drift(runs: pd.DataFrame, folder: Path, rows: tuple[str, str] = ("FT
         if match.empty or not keys:
             ax.set_title(f"{label}: no drift logged (set log_drift=true)")
             continue
-        series = {k: dict(zip(*history(match.iloc[0]["run_id"], k))) for k in keys}
+        series = {k: dict(zip(*history(match.iloc[0], k))) for k in keys}
         steps = sorted(next(iter(series.values())))
         for role in sorted({m.group(1) for m in keys.values()}, key="qkvo".find):
             layers = sorted((int(m.group(2)), k) for k, m in keys.items() if m.group(1) == role)

@@ -1,4 +1,6 @@
-"""`benchmark report EXPERIMENT`: every table and figure of a study, and an index page.
+"""`benchmark report EXPERIMENT`: every table and figure of a study, and an index page, from its run records
+(`reports/results/<experiment>/`: committed, so a report renders on a fresh clone; the CLI first writes
+the records of runs the MLflow store has and the folder lacks).
 
 Writes `<out>/<experiment>/<preset>/`: `<table>.{md,tex,csv}`, `compare.{md,csv}` (ours vs paper),
 figures (PNG + PDF), `optuna/` slice plots, and `report.md` linking them with the runs' provenance
@@ -13,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from benchmark.core import names
+from benchmark.core import names, records
 from benchmark.core.names import column
 from benchmark.experiments.base import Experiment
 from reports import summary
@@ -90,11 +92,13 @@ def no_studies(preset: str) -> tuple[list, str]:
     return [], "no Optuna storage given"
 
 
-def report(definition: Experiment, out: str, preset: str | None = None, studies: Studies = no_studies) -> str:
-    """Write the experiment's report folder and the index; return the tables as Markdown. `studies`
-    hands over the preset's Optuna studies for the slice plots (the CLI reads them from the storage)."""
+def report(definition: Experiment, out: str, preset: str | None = None, studies: Studies = no_studies,
+           folder: Path | None = None) -> str:
+    """Write the experiment's report folder and the index from the run records under `folder` (default:
+    `<records root>/<experiment>`); return the tables as Markdown. `studies` hands over the preset's Optuna
+    studies for the slice plots (the CLI reads them from the storage)."""
     experiment = definition.name
-    runs = final_runs(experiment)
+    runs = final_runs(folder or records.root() / experiment)
     preset = _pick_preset(runs, preset, list(definition.presets))
     runs = runs[runs["preset"] == preset]
     cells = definition.cells(preset)

@@ -1,5 +1,6 @@
-"""What reports read: a study's run records (`Runs`, `load`), and from MLflow its final runs, metric
-histories and dev curves.
+"""What reports read: a study's run records, as `Runs` (by row and seed) or as a table of final runs
+(`final_runs`, shaped like MLflow's search results) with their curves. Never MLflow itself: the CLI
+writes the records MLflow has and the folder lacks (`benchmark.core.records.sync`) before a report reads.
 
 Final runs carry the tag `final=true` (each cell's best-dev configuration, one run per seed); the
 columns added here (task, row, seed, model, preset) name them the way tables and figures group them.
@@ -16,7 +17,6 @@ import pandas as pd
 from benchmark.core import names, records
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.names import column
-from benchmark.core.store import client, require_experiment
 from reports.convergence import Curve
 
 
@@ -69,19 +69,31 @@ def load(folder: Path, preset: str | None = None, beside: tuple[Path, ...] = (),
 NAMES = {"tags.task": "task", "tags.row": "row", "tags.model": "model", "tags.preset": "preset"}
 
 
-def final_runs(experiment: str, preset: str | None = None) -> pd.DataFrame:
-    """MLflow's rows for the finished final runs of a study (all presets unless one is named), plus
-    task, row, seed, model and preset columns; empty (with those columns) when there are none."""
-    import mlflow
+def frame(found: list[dict]) -> pd.DataFrame:
+    """Run records as a table shaped like `mlflow.search_runs`' (run_id, status, `tags.*`, `params.*`,
+    `metrics.*`: a summary value, or a curve's last), plus task, row, model, preset, seed, and the record
+    itself (`record`: its curves, for `history`)."""
+    rows = []
+    for rec in found:
+        row = {"run_id": rec["run_id"], "status": rec.get("status"), "record": rec}
+        row.update({f"tags.{k}": v for k, v in rec["tags"].items()})
+        row.update({f"params.{k}": v for k, v in rec["params"].items()})
+        row.update({column(k): (math.nan if v is None else v) for k, v in rec["summary"].items()})
+        row.update({column(k): (math.nan if points[-1][1] is None else points[-1][1])
+                    for k, points in rec["curves"].items() if points})
+        rows.append(row)
+    return pd.DataFrame(rows).rename(columns=NAMES) if rows else pd.DataFrame(columns=["run_id", "record", *NAMES.values()])
 
-    require_experiment(experiment, f"run make reproduce-{experiment} first")
-    where = "attributes.status = 'FINISHED' and tags.final = 'true'"
-    if preset:
-        where += f" and tags.preset = '{preset}'"
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=where)
+
+def final_runs(folder: Path, preset: str | None = None) -> pd.DataFrame:
+    """The finished final runs among the run records under `folder` (an experiment's; all presets unless
+    one is named), with task, row, seed, model and preset columns; empty (with those columns) when none."""
+    found = [r for r in (records.read(folder) if folder.is_dir() else [])
+             if r.get("status") == "FINISHED" and r["tags"].get("final") == "true"
+             and (preset is None or r["tags"].get("preset") == preset)]
+    runs = frame(found)
     if runs.empty:
-        return pd.DataFrame(columns=["run_id", "seed", *NAMES.values()])
-    runs = runs.rename(columns=NAMES)
+        return pd.DataFrame(columns=["run_id", "record", "seed", *NAMES.values()])
     runs["seed"] = runs["params.seed"].astype(int)
     return runs.sort_values(["task", "row", "seed"]).reset_index(drop=True)
 
@@ -91,9 +103,9 @@ def first_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.sort_values("seed").drop_duplicates(["task", "row"], keep="first")
 
 
-def history(run_id: str, key: str) -> tuple[list[int], list[float]]:
-    points = sorted((m.step, m.value) for m in client().get_metric_history(run_id, key))
-    return [s for s, _ in points], [v for _, v in points]
+def history(run: pd.Series, key: str) -> tuple[list[int], list[float]]:
+    """A curve of the run's record (empty when the run did not log it)."""
+    return records.curve(run["record"], key)
 
 
 def curve(run: pd.Series) -> Curve | None:
@@ -101,7 +113,7 @@ def curve(run: pd.Series) -> Curve | None:
     rate, forwards = run.get(column(names.STEPS_PER_S)), run.get(column(names.FORWARD_PASSES))
     if rate is None or forwards is None or math.isnan(rate) or math.isnan(forwards) or rate <= 0:
         return None
-    steps, dev = history(run["run_id"], names.DEV_SCORE)
+    steps, dev = history(run, names.DEV_SCORE)
     if not steps:
         return None
     return Curve(steps, dev, float(rate), float(forwards) / max(int(run.get("params.steps") or 1), 1))

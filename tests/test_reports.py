@@ -8,9 +8,11 @@ import sys
 import pandas as pd
 import pytest
 
+from benchmark.core import records
 from benchmark.experiments.registry import EXPERIMENTS
 from benchmark.study.storage import preset_studies
 from reports import report, tables
+from tests.helpers import bench
 
 OPT = "facebook/opt-2.7b"
 
@@ -50,7 +52,8 @@ def bars(fig, panel: int, label: str) -> list[float]:
 
 
 def log_runs(experiment: str, runs: list[dict]) -> list[str]:
-    """Log each run (tags, seed, test score, optional summary metrics and per-step histories) in one batch."""
+    """Log each run (tags, seed, test score, optional summary metrics and per-step histories) in one batch,
+    tagged as a study's final trial, then write the records a report reads (what `benchmark report` does first)."""
     import os
 
     import mlflow
@@ -60,9 +63,10 @@ def log_runs(experiment: str, runs: list[dict]) -> list[str]:
     client = mlflow.MlflowClient()
     exp_id = mlflow.set_experiment(experiment).experiment_id
     ids = []
-    for r in runs:
+    for i, r in enumerate(runs):
         tags = {"model": OPT, "preset": "paper", "final": "true", "git_commit": "abc123", "device": "NVIDIA H100",
-                **r.get("tags", {})}
+                "trial": str(i), **r.get("tags", {})}
+        tags.setdefault("study", f"{experiment}/{tags['preset']}/{tags['model']}/{tags['task']}/{tags['row']}/final")
         run_id = client.create_run(exp_id, tags=tags).info.run_id
         metrics = [Metric(k, v, 0, 0) for k, v in {"test/score": r["test"], **r.get("metrics", {})}.items()]
         metrics += [Metric(k, v, 0, step) for k, points in r.get("history", {}).items() for step, v in points]
@@ -72,6 +76,7 @@ def log_runs(experiment: str, runs: list[dict]) -> list[str]:
         client.log_param(run_id, "steps", r.get("steps", 400))
         client.set_terminated(run_id, r.get("status", "FINISHED"))
         ids.append(run_id)
+    records.sync(experiment)
     return ids
 
 
@@ -120,6 +125,22 @@ def test_table4_rows_columns_values_bold_and_missing(store):
     assert pd.read_csv(folder / "table.csv")["SST-2"].tolist()[3:6] == ["91.0 (1.4)", "-", "93.0"]
     compare = (folder / "compare.csv").read_text()
     assert "DiZO,SST-2,92.5,93.0,+0.5," in compare and "HiZOO,SST-2,90.8,-,-," in compare
+
+
+def test_a_paper_table_renders_from_committed_records_alone(store):
+    """The records a report wrote are all the next one needs: with the MLflow store gone, the CLI renders the
+    same table (a fresh clone of what is committed)."""
+    log_runs("table4", [row("MeZO", "sst2", 0.90, 0), row("MeZO", "sst2", 0.92, 1), row("DiZO", "sst2", 0.93)])
+    first = bench("report", "table4", "--preset", "paper", "--out", "first", cwd=store)
+    assert first.returncode == 0, first.stderr
+    (store / "mlflow.db").unlink()
+    again = bench("report", "table4", "--preset", "paper", "--out", "again", cwd=store)
+    assert again.returncode == 0, again.stderr
+    assert "records: reports/results/table4 (0 new from MLflow)" in again.stdout
+    table = (store / "again" / "table4" / "paper" / "table.md").read_text()
+    assert table == (store / "first" / "table4" / "paper" / "table.md").read_text()
+    assert "| MeZO | 91.0 (1.4) |" in table and "| DiZO | **93.0** |" in table
+    assert not (store / "mlflow.db").exists()  # nothing was created to read from
 
 
 def test_table3_marks_ours_outside_the_papers_spread(store):
