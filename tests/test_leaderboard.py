@@ -138,3 +138,23 @@ def test_the_claims_report_reads_c1_and_c2_again_on_the_leaderboards_pairs(commi
     assert [ln.split(":")[0] for ln in pairs] == ["| C1 (leaderboard, 5 pairs)", "| C2 (leaderboard, 5 pairs)"]
     assert pairs[1].endswith("| **reproduced** |") and "test, DiZO - MeZO +2.5 [+2.2, +2.7]" in pairs[1]
     assert len(rows) == 8  # C1-C5 with C3b from the claims study's own records, then the two
+
+
+def test_the_experiment_covers_every_full_weight_family_with_valid_points():
+    """Every registered method that trains its full weights is a row, but DiZO's first-order projection
+    (DiZO-dagger, a variant of a row); every point builds a valid config; MeZO and DiZO share 20 seeds."""
+    from benchmark.experiments.registry import EXPERIMENTS
+    from benchmark.study.trials import trial_config
+    from methods.registry import METHODS
+
+    cells = EXPERIMENTS.get("leaderboard").cells("offline")
+    rowed = {cell.row.method for cell in cells}
+    full = {name for name in METHODS.names() if not name.endswith("-lora") and name != "dizo-fo"}
+    assert rowed - {"mezo-lora"} == full  # LoRA twins: MeZO's alone (the budget)
+    for cell in cells:
+        for point in cell.points():
+            trial_config(cell, point)  # a misspelt setting or a value out of range fails here
+    seeds = {cell.row.label: cell.seeds for cell in cells}
+    assert seeds["MeZO"] == seeds["DiZO"] == tuple(range(20))
+    assert {s for label, s in seeds.items() if label not in ("MeZO", "DiZO")} == {(0, 1, 2)}
+    assert all(len(cell.points()) <= 2 for cell in cells)
