@@ -62,7 +62,11 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
     fig, axes = _pyplot().subplots(math.ceil(len(labels) / cols), cols, figsize=(14, 3 * math.ceil(len(labels) / cols)),
                                    squeeze=False, sharey=True)
     mezo = band(runs, MEZO)
+    zero = [records.curve(rec)[1][0] for label, method in rows() if method == "zero-shot"
+            for rec in runs.seeds(label).values() if records.curve(rec)[1]]
     for ax, label in zip(axes.flat, labels):
+        if zero:
+            ax.axhline(sum(zero) / len(zero), color="gray", linestyle=":", label="zero-shot")
         if mezo:
             ax.plot(mezo[0], mezo[1], color="tab:gray", label=f"MeZO (n={mezo[4]})")
             ax.fill_between(mezo[0], mezo[2], mezo[3], color="tab:gray", alpha=0.15)
