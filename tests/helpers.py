@@ -44,6 +44,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def rest(base: str, path: str, body: dict | None = None) -> dict:
+    """A JSON request to a server a test started (GET, or POST with `body`)."""
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
 # ---- the registered methods --------------------------------------------------------------------
 
 TRAINED = [name for name in METHODS.names() if METHODS.get(name).trains]

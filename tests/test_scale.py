@@ -1,7 +1,6 @@
 """Scale-out for real: the MLflow UI server reads our runs back over REST, and a 2-worker study runs
 against PostgreSQL (Optuna storage and an `mlflow server` backend) on loopback."""
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -15,16 +14,9 @@ import pytest
 
 from benchmark.experiments.registry import EXPERIMENTS
 from benchmark.study.storage import open_storage
-from tests.helpers import bench, free_port
+from tests.helpers import bench, free_port, rest
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def rest(base: str, path: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or b"{}")
 
 
 def start_mlflow(backend: str, tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -45,29 +37,6 @@ def start_mlflow(backend: str, tmp: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.5)
     proc.terminate()
     raise AssertionError("mlflow server did not start: " + (tmp / "mlflow-server.log").read_text()[-2000:])
-
-
-@pytest.mark.slow
-def test_mlflow_ui_serves_our_runs_over_rest(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    proc = bench("run", "mezo", "rt-polarity", "--model", "tiny-random-llama", "--steps", "2", "--experiment",
-                     "ui-test", "--quiet", "--set", "num_train=8", "num_dev=4", "num_test=4", "batch_size=4",
-                     env={"MLFLOW_TRACKING_URI": uri})
-    assert proc.returncode == 0, proc.stderr
-    server, base = start_mlflow(uri, tmp_path)
-    try:
-        experiment = rest(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=ui-test")["experiment"]
-        runs = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]],
-                                                          "filter": "tags.method = 'mezo'"})["runs"]
-        assert len(runs) == 1
-        tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
-        metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
-        assert (tags["task"], tags["model"]) == ("rt-polarity", "tiny-random-llama")
-        assert metrics["perf/forward_passes"] == 4 and "test/score" in metrics
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _pg_bin() -> Path | None:

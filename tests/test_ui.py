@@ -1,6 +1,7 @@
-"""The MLflow UI as a user meets it: a smoke study, then `make ui`, then a real headless Chromium on the address
-`make ui` printed, reading what the page shows (its DOM after the app has rendered): the study's runs grouped
-by method and the dev-curve chart, not MLflow's empty GenAI overview ("Traces 0")."""
+"""The MLflow UI as a user meets it: a smoke study, then `make ui`, then the server's REST API (our runs with the
+contract's tags and metrics) and a real headless Chromium on the address `make ui` printed, reading what the
+page shows (its DOM after the app has rendered): the study's runs grouped by method and the dev-curve chart,
+not MLflow's empty GenAI overview ("Traces 0")."""
 import html
 import os
 import re
@@ -13,7 +14,7 @@ import urllib.request
 import pytest
 
 from benchmark import ui
-from tests.helpers import bench, free_port
+from tests.helpers import bench, free_port, rest
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +70,15 @@ def test_make_ui_opens_on_the_studys_training_runs_charted_by_method(tmp_path):
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "mlflow ui did not start"
                 time.sleep(1)
+        # what the page reads, over MLflow's REST API: our runs with the contract's tags and metrics
+        base, experiment_id = f"http://127.0.0.1:{port}", address.split("/")[5]
+        runs = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id],
+                                                          "filter": "tags.method = 'mezo' and tags.trial = '0'"})["runs"]
+        assert len(runs) == 1
+        tags = {t["key"]: t["value"] for t in runs[0]["data"]["tags"]}
+        metrics = {m["key"]: m["value"] for m in runs[0]["data"]["metrics"]}
+        assert (tags["task"], tags["model"]) == ("rt-polarity", "tiny-random-llama")
+        assert metrics["perf/forward_passes"] == 8 and "test/score" in metrics  # 4 smoke steps, two forwards each
         # without the address's parameters: MLflow's GenAI overview, what users met (and the server's first
         # page: its assets load once, so the page under test renders within Chromium's time budget)
         overview = page_text(browser, f"http://127.0.0.1:{port}/#/experiments/{address.split('/')[5]}", "Traces")
