@@ -24,7 +24,16 @@ import dataclasses
 
 from benchmark.experiments.ablation_c2 import NO_CLIP, NO_REINIT
 from benchmark.experiments.base import Experiment, Preset, Row
-from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, HESSIAN_SMOOTH, OFFLINE_SETS, SEEDS, ZO_STEPS, smoke
+from benchmark.experiments.presets import (
+                                           EVAL_EVERY,
+                                           FO_STEPS,
+                                           HESSIAN_SMOOTH,
+                                           OFFLINE_SETS,
+                                           SEEDS,
+                                           ZO_STEPS,
+                                           one_point,
+                                           smoke,
+)
 from benchmark.experiments.registry import register_experiment
 
 PAIRED_SEEDS = (0, 1, 2, 3, 4)  # SEEDS, ZO_STEPS (the pilot's flattening), FO_STEPS, HESSIAN_SMOOTH: presets.py
@@ -55,7 +64,7 @@ register_experiment(Experiment(
 
 # The pilot: one MeZO run at the demo's point, long enough to see where its dev curve flattens (the claims
 # study's step count is read from it). A study of its own, so its record carries real study and trial tags.
-PILOT_GRID = {"mezo": {key: (value,) for key, value in PILOT.items()}}  # one point: nothing is tuned
+PILOT_GRID = {"mezo": one_point(PILOT)}  # one point: nothing is tuned
 register_experiment(Experiment(
     name="claims-pilot", description="The MeZO run whose dev curve sets the claims study's step count",
     rows=(Row(PILOT_ROW, "mezo", seeds=(0,)),), grids=PILOT_GRID, records=True,

@@ -31,7 +31,7 @@ so wherever it stops every row has its seed-0 points first, then its seeds, and 
 last; `--workers 2` (one thread each) does 1.37x the trials an hour of one two-thread process here.
 """
 from benchmark.experiments.base import Experiment, Preset, Row
-from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, OFFLINE_SETS, TUNED, ZO_LORA, ZO_STEPS, smoke
+from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, OFFLINE_SETS, TUNED, ZO_LORA, ZO_STEPS, one_point, smoke
 from benchmark.experiments.registry import register_experiment
 
 SEEDS = (0, 1, 2)
@@ -43,10 +43,6 @@ def _rates(*rates: str) -> dict[str, tuple[str, ...]]:
     return {"lr": rates, "eps": EPS}
 
 
-def _one(point: dict[str, str]) -> dict[str, tuple[str, ...]]:
-    return {key: (value,) for key, value in point.items()}
-
-
 ROWS = (
     Row("Zero-shot", "zero-shot"), Row("FT", "ft"), Row("LoRA", "lora"),
     Row("MeZO", "mezo", seeds=PAIRED_SEEDS), Row("DiZO", "dizo", seeds=PAIRED_SEEDS),
@@ -56,8 +52,8 @@ ROWS = (
     Row("ZO-SGD-Cons", "zo-sgd-cons"),
 )
 GRIDS = {
-    "zero-shot": {}, "ft": _one(TUNED["ft"]), "lora": {"lr": ("1e-4", "5e-4"), "batch_size": ("8",)},
-    "mezo": _one(TUNED["mezo"]), "dizo": _one(TUNED["dizo"]), "hizoo": _one(TUNED["hizoo"]),
+    "zero-shot": {}, "ft": one_point(TUNED["ft"]), "lora": {"lr": ("1e-4", "5e-4"), "batch_size": ("8",)},
+    "mezo": one_point(TUNED["mezo"]), "dizo": one_point(TUNED["dizo"]), "hizoo": one_point(TUNED["hizoo"]),
     "lozo": _rates("3e-5", "6e-5"), "lozo-m": _rates("3e-5", "6e-5"), "subzero": _rates("3e-5", "6e-5"),
     "forward-grad": {"lr": ("3e-5", "6e-5")}, "zo-sgd-mmt": _rates("3e-6", "6e-6"),
     "mezo-lora": {"lr": (ZO_LORA["lr"], "3e-3"), "eps": (ZO_LORA["eps"],)},

@@ -29,16 +29,16 @@ PROJECTION = {k: TUNED["dizo"][k] for k in ("projection_interval", "clip_range")
 ZO_LORA = {"lr": "1e-3", "eps": "1e-2"}  # by hand (not in the study); a 300-step probe: README, Studies
 
 
-def _one(point: dict[str, str]) -> Grid:
+def one_point(point: dict[str, str]) -> Grid:
     return {key: (value,) for key, value in point.items()}
 
 
 OFFLINE_GRIDS: dict[str, Grid] = {
-    "zero-shot": {}, **{name: _one(point) for name, point in TUNED.items()},
-    "lora": _one({"lr": "1e-4", "batch_size": "8"}),  # by hand
-    "dizo-fo": _one({**TUNED["mezo"], **PROJECTION}),  # DiZO's interval and range; its own projection untuned
-    "mezo-lora": _one(ZO_LORA), "hizoo-lora": _one({**ZO_LORA, "hessian_smooth": HESSIAN_SMOOTH}),
-    "dizo-lora": _one({**ZO_LORA, **PROJECTION}), "dizo-fo-lora": _one({**ZO_LORA, **PROJECTION}),
+    "zero-shot": {}, **{name: one_point(point) for name, point in TUNED.items()},
+    "lora": one_point({"lr": "1e-4", "batch_size": "8"}),  # by hand
+    "dizo-fo": one_point({**TUNED["mezo"], **PROJECTION}),  # DiZO's interval and range; its own projection untuned
+    "mezo-lora": one_point(ZO_LORA), "hizoo-lora": one_point({**ZO_LORA, "hessian_smooth": HESSIAN_SMOOTH}),
+    "dizo-lora": one_point({**ZO_LORA, **PROJECTION}), "dizo-fo-lora": one_point({**ZO_LORA, **PROJECTION}),
 }
 OFFLINE_SETS = {"num_train": "1000", "num_dev": "500", "num_test": "1000", "batch_size": "16",
                 "eval_batch_size": "64", "lr_schedule": "constant", "log_drift": "true"}  # drift: Figure 1
