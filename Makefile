@@ -34,7 +34,7 @@ lock:
 	mv constraints.tmp constraints.txt && rm -rf $(LOCK_VENV)
 
 test: install
-	$(VENV)/bin/python -m pytest -q --durations=15
+	$(VENV)/bin/python -m pytest -q -n auto --durations=15
 
 # Zero-shot, FT and MeZO on rt-polarity with smollm2-135m on CPU, then the table read back from MLflow.
 DEMO := --experiment demo --set num_dev=300 --set num_test=500 --set eval_every=25 --set eval_batch_size=64

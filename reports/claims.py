@@ -19,10 +19,11 @@ from benchmark.core import names, records
 from benchmark.core.errors import BenchmarkError
 from benchmark.experiments import ablation_c2
 from benchmark.experiments import claims as claims_experiment
-from reports import convergence, paper
+from reports import paper
 from reports import runs as runs_view
 from reports.runs import Runs
 from reports.stats import Interval, all_of, correlation, interval, paired, sized, verdict
+from reports.study_tables import dev_curve, pair_lines, point, search_table, steps_to, target_of, wall_lines
 
 EXPERIMENT = "claims"  # the study whose records this report reads (benchmark/experiments/claims.py)
 PILOT_EXPERIMENT = "claims-pilot"  # the pilot's study, whose record sits beside the claims study's
@@ -48,30 +49,15 @@ def after_start(rec: dict) -> tuple[list[int], list[float]]:
     return [s for s in steps if s > 0], [d for s, d in zip(steps, dev) if s > 0]
 
 
-def censored(rec: dict) -> int:
-    """Where a run that never reached the target is counted: one evaluation past its last."""
-    return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"])
-
-
-def dev_curve(rec: dict) -> convergence.Curve:
-    """The record's dev curve as the paper tables' convergence columns read one (rate NaN where not measured)."""
-    steps, dev = records.curve(rec)
-    summary = rec["summary"]
-    return convergence.Curve(steps, dev, summary.get(names.STEPS_PER_S) or math.nan,
-                             summary.get(names.FORWARD_PASSES, 0) / max(int(rec["params"]["steps"]), 1))
-
-
 def to_target(mezo: dict, dizo: dict, rates: dict[str, float] | None = None) -> dict:
-    """C1 for one seed: MeZO's target (`reports.convergence.target`: 99% of its best dev after step 0) and
-    the steps each run needs to reach it (a run that never does: `censored`), and the hours those steps take
-    at `rates` (method -> steps/s; default: each run's own, which a busy machine slows)."""
-    curves = {"mezo": dev_curve(mezo), "dizo": dev_curve(dizo)}
-    goal = convergence.target(curves["mezo"])
-    steps = {k: c.steps_to(goal) for k, c in curves.items()}
-    out = {"target": goal, "dizo_reached": steps["dizo"] is not None}
+    """C1 for one seed: MeZO's target (`study_tables.target_of`: 99% of its best dev after step 0) and the
+    steps each run needs to reach it (a miss: `study_tables.censored`), and the hours those steps take at
+    `rates` (method -> steps/s; default: each run's own, which a busy machine slows)."""
+    goal = target_of(mezo)
+    out: dict = {"target": goal}
     for key, rec in (("mezo", mezo), ("dizo", dizo)):
-        out[key] = steps[key] or censored(rec)
-        out[f"{key}_h"] = out[key] / (rates or {}).get(key, curves[key].steps_per_s) / 3600
+        out[key], out[f"{key}_reached"] = steps_to(rec, goal)
+        out[f"{key}_h"] = out[key] / (rates or {}).get(key, dev_curve(rec).steps_per_s) / 3600
     return out
 
 
@@ -315,25 +301,6 @@ def leaderboard_pairs(folder: Path, preset: str) -> list[Finding]:
 
 # ---- the page -----------------------------------------------------------------------------------------
 
-def _point(rec: dict, keys: list[str]) -> str:
-    return ", ".join(f"{k}={rec['params'][k]}" for k in keys if k in rec["params"]) or "-"
-
-
-GRID_KEYS = ("lr", "eps", "projection_interval", "clip_range", "hessian_smooth", "batch_size")
-
-
-def search_table(runs: Runs) -> str:
-    lines = ["| row | point | dev (best) | at step | test | wall min | chosen |", "|---|---|---|---|---|---|---|"]
-    for row, recs in runs.search.items():
-        keys = [k for k in GRID_KEYS if len({r["params"].get(k) for r in recs}) > 1] or ["lr"]
-        for rec in recs:
-            s = rec["summary"]
-            lines.append(f"| {row} | {_point(rec, keys)} | {s.get(names.DEV_BEST, math.nan):.3f} | "
-                         f"{s.get(names.DEV_BEST_STEP, math.nan):.0f} | {s.get(names.TEST_SCORE, math.nan):.3f} | "
-                         f"{s.get(names.WALL_S, math.nan) / 60:.1f} | {'yes' if rec['tags'].get('final') == 'true' else ''} |")
-    return "\n".join(lines)
-
-
 def rows_table(runs: Runs) -> str:
     """Accuracy and time per row. No memory column: the study's trials share a worker process, whose RSS
     peak carries what earlier trials left (C5 reads `benchmark perf` instead)."""
@@ -346,16 +313,6 @@ def rows_table(runs: Runs) -> str:
     return "\n".join(lines)
 
 
-def wall_times(runs: Runs) -> str:
-    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
-    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
-                 if r["tags"]["study"].endswith("/final"))
-    pilot = runs.pilot["summary"].get(names.WALL_S, 0) if runs.pilot else 0
-    hours = [("pilot", pilot), ("search (seed 0, every grid point)", search), ("finals (other seeds)", finals)]
-    return "\n".join(f"- {label}: {sec / 3600:.2f} h" for label, sec in hours) + \
-        f"\n- total: {(pilot + search + finals) / 3600:.2f} h (runs' wall time, evaluation included)"
-
-
 def hizoo_lines(runs: Runs) -> list[str]:
     if HIZOO not in runs.finals:
         return []
@@ -365,15 +322,6 @@ def hizoo_lines(runs: Runs) -> list[str]:
     return [f"- HiZOO - MeZO, test (points): {diff.show(100, 1)} ({verdict(diff)} that HiZOO is better)",
             "- HiZOO's perturbation scale sqrt(M) at the last evaluation (1 at the start): "
             + ", ".join(f"{k.split('_')[-1]} {v.show(1, 3)}" for k, v in scale.items())]
-
-
-def spread_lines(runs: Runs) -> list[str]:
-    test = interval(list(runs.metric(MEZO, names.TEST_SCORE).values()))
-    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
-    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
-    return [f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points; the paired "
-            f"differences' sd {100 * diff.sd:.1f}",
-            f"- the paired DiZO - MeZO interval's half-width: {100 * half:.1f} points (aim: at most 2)"]
 
 
 def page(runs: Runs, preset: str, figures: list[Path], folder: Path, pairs: tuple[Finding, ...] = ()) -> str:
@@ -392,14 +340,14 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path, pairs: tupl
         out += ["", f"## {f.title}", "", f"- paper: {f.paper}"] + [f"- {line}" for line in f.ours]
         out += [f"- verdict: **{f.verdict}**"] + (["", f.detail] if f.detail else [])
     out += ["", "## Rows (final runs)", "", rows_table(runs), ""] + hizoo_lines(runs)
-    out += ["", "## Seed-to-seed spread", ""] + spread_lines(runs)
+    out += ["", "## Seed-to-seed spread", ""] + pair_lines(runs)
     if runs.pilot:
         steps, dev = records.curve(runs.pilot)
         out += ["", "## Step count (the pilot MeZO run)", "",
-                f"- {_point(runs.pilot, ['lr', 'eps', 'steps', 'batch_size'])}: flattens at step "
+                f"- {point(runs.pilot['params'], ['lr', 'eps', 'steps', 'batch_size'])}: flattens at step "
                 f"{flattening(runs.pilot)} (3-evaluation moving mean never again {FLAT * 100:.0f} point higher)",
                 "- dev: " + ", ".join(f"{s}: {d:.3f}" for s, d in zip(steps, dev) if s % 100 == 0)]
-    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", "", wall_times(runs), "",
+    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", ""] + wall_lines(runs) + ["",
             "## Figures", ""] + [f"![{p.stem}]({p.relative_to(folder)})" for p in figures if p.suffix == ".png"]
     return "\n".join(out) + "\n"
 

@@ -17,14 +17,16 @@ from pathlib import Path
 
 from benchmark.core import names, records
 from benchmark.experiments import leaderboard as experiment
-from reports import convergence, paper
+from reports import paper
 from reports import runs as runs_view
 from reports.runs import Runs
 from reports.stats import Interval, Sized, interval, paired, sized
+from reports.study_tables import GRID_KEYS, pair_lines, point, search_table, steps_to, target_of, wall_lines
 
 EXPERIMENT = "leaderboard"
 MEZO = names.BASELINE_ROW
 MARGIN = 0.02  # "equivalent within +-2 points": the half-width the MeZO/DiZO pairs aim at; no finer claim holds
+HOW = "; two workers side by side, one thread each"  # how the study ran its trials
 PAPER_NAMES = {"MeZO-LoRA": "MeZO LoRA"}  # a row's name in Table 4 where it differs from its label
 PERF_COMMANDS = ("benchmark perf --model smollm2-135m --methods {zo} --steps 5 --json > "
                  "reports/results/leaderboard/offline/perf-N.json; the same with --methods {fo} --batch-size 8 "
@@ -57,16 +59,6 @@ def auc(rec: dict) -> float | None:
     return area / (steps[-1] - steps[0])
 
 
-def to_mezo_target(rec: dict, mezo: dict) -> tuple[int, bool]:
-    """Steps the run needs to reach 99% of the same seed's MeZO best dev (`reports.convergence.target`), and
-    whether it did; a run that never does is counted one evaluation past its last."""
-    goal = convergence.target(convergence.Curve(*records.curve(mezo), math.nan, 0.0))
-    reached = convergence.Curve(*records.curve(rec), math.nan, 0.0).steps_to(goal)
-    if reached is not None:
-        return reached, True
-    return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"]), False
-
-
 def perf_of(runs: Runs, method: str, key: str) -> Interval:
     """One `benchmark perf` measure of a method over the committed repeats."""
     return interval([rep[method][key] for rep in runs.perf if method in rep and rep[method].get(key) is not None])
@@ -91,14 +83,12 @@ class Line:
 
 
 def chosen_point(runs: Runs, label: str) -> str:
-    """The grid point the row's search chose (its final runs' settings that the grid varies or sets)."""
+    """The grid point the row's search chose: its final runs' values of the settings its grid sets."""
     seeds = runs.seeds(label)
     if not seeds:
         return "-"
-    params = next(iter(seeds.values()))["params"]
-    keys = sorted({k for rec in runs.search.get(label, []) for k in ("lr", "eps", "batch_size", "projection_interval",
-                                                                      "clip_range", "hessian_smooth") if k in rec["params"]})
-    return ", ".join(f"{k}={params[k]}" for k in keys if k in params) or "-"
+    keys = [k for k in GRID_KEYS if any(k in rec["params"] for rec in runs.search.get(label, []))]
+    return point(next(iter(seeds.values()))["params"], keys)
 
 
 def line(runs: Runs, label: str, method: str) -> Line:
@@ -108,7 +98,7 @@ def line(runs: Runs, label: str, method: str) -> Line:
     verdict = None if label == MEZO or diff.n == 0 else \
         sized(diff, paper_effect(label), MARGIN, what=f"{label} - MeZO")
     areas = [a for rec in runs.seeds(label).values() if (a := auc(rec)) is not None]
-    targets = {s: to_mezo_target(rec, mezo[s]) for s, rec in runs.seeds(label).items()
+    targets = {s: steps_to(rec, target_of(mezo[s])) for s, rec in runs.seeds(label).items()
                if s in mezo and int(rec["params"]["steps"]) > 0}
     steps = [int(rec["params"]["steps"]) for rec in runs.seeds(label).values()]
     step_s = perf_of(runs, method, "step_s")
@@ -147,40 +137,6 @@ def table(found: list[Line]) -> str:
     return "\n".join(out)
 
 
-def search_table(runs: Runs) -> str:
-    out = ["| row | point | dev best (seed 0) | at step | test | chosen |", "|---|---|---|---|---|---|"]
-    for label, _ in rows():
-        for rec in runs.search.get(label, []):
-            s = rec["summary"]
-            point = ", ".join(f"{k}={rec['params'][k]}" for k in ("lr", "eps", "batch_size") if k in rec["params"])
-            out.append(f"| {label} | {point or '-'} | {s.get(names.DEV_BEST, math.nan):.3f} | "
-                       f"{s.get(names.DEV_BEST_STEP, math.nan):.0f} | {s.get(names.TEST_SCORE, math.nan):.3f} | "
-                       f"{'yes' if rec['tags'].get('final') == 'true' else ''} |")
-    return "\n".join(out)
-
-
-def pairs_lines(runs: Runs) -> list[str]:
-    """The MeZO/DiZO pairs: how many, on one engine, and the half-width reached."""
-    mezo, dizo = runs.seeds(MEZO), runs.seeds(names.DIZO_ROW)
-    both = sorted(set(mezo) & set(dizo))
-    split = [s for s in both if mezo[s]["tags"].get("engine") != dizo[s]["tags"].get("engine")]
-    diff, _ = paired(runs.metric(names.DIZO_ROW, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
-    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
-    return [f"- paired seeds: {len(both)} of {len(experiment.PAIRED_SEEDS)} planned; "
-            + (f"{len(split)} pair(s) ran on different engines: seeds {split}" if split else
-               "every pair ran on one engine (`engine` tag: the tree hash of `methods/`)"),
-            (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
-             f"paired sd {100 * diff.sd:.1f}")]
-
-
-def wall_lines(runs: Runs) -> list[str]:
-    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
-    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
-                 if r["tags"]["study"].endswith("/final"))
-    return [f"- search (seed 0, every grid point): {search / 3600:.2f} h", f"- finals (other seeds): {finals / 3600:.2f} h",
-            "- (runs' wall time, evaluation included, summed: two workers ran side by side, one thread each)"]
-
-
 def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
     found = lines(runs)
     intro = ("Every method family on rt-polarity with SmolLM2-135M (CPU, bf16-mixed), each row's point chosen on "
@@ -193,11 +149,11 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
              "and train h (the run's steps at the measured s/step) come from `benchmark perf` on a quiet machine.")
     out = [f"# Leaderboard ({preset})", "", intro, "", table(found), "", "## Verdicts, with the numbers", ""]
     out += [f"- {ln.label}: **{ln.verdict.word}**: {ln.verdict.reason}" for ln in found if ln.verdict is not None]
-    out += ["", "## MeZO and DiZO, paired", ""] + pairs_lines(runs)
+    out += ["", "## MeZO and DiZO, paired", ""] + pair_lines(runs, len(experiment.PAIRED_SEEDS))
     if not runs.perf:
         zo = " ".join(m for _, m in rows() if m not in ("zero-shot", "ft", "lora"))
         out += ["", f"No `benchmark perf` repeats committed: `{PERF_COMMANDS.format(zo=zo, fo='ft lora')}`"]
-    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", ""] + wall_lines(runs)
+    out += ["", "## Search (seed 0)", "", search_table(runs), "", "## Wall time", ""] + wall_lines(runs, HOW)
     out += ["", "## Figures", ""] + [f"![{p.stem}]({p.relative_to(folder)})" for p in figures if p.suffix == ".png"]
     return "\n".join(out) + "\n"
 

@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.core import names, records
 from benchmark.experiments import leaderboard as experiment
-from reports import leaderboard
+from reports import leaderboard, study_tables
 from reports.leaderboard_figures import front
 from tests.helpers import bench
 
@@ -104,9 +104,9 @@ def test_the_dev_area_is_the_mean_accuracy_held_over_the_run():
 
 
 def test_steps_to_mezos_target_counts_a_miss_one_evaluation_past_the_end():
-    mezo = record("MeZO", 0, 0.8, curve(0.80))
-    assert leaderboard.to_mezo_target(record("DiZO", 0, 0.8, curve(0.82, 300)), mezo) == (300, True)  # 0.55 + 0.27 s / 300 >= 0.792
-    assert leaderboard.to_mezo_target(record("FZOO", 0, 0.7, curve(0.70)), mezo) == (700, False)
+    goal = study_tables.target_of(record("MeZO", 0, 0.8, curve(0.80)))
+    assert study_tables.steps_to(record("DiZO", 0, 0.8, curve(0.82, 300)), goal) == (300, True)  # 0.55 + 0.27 s / 300 >= 0.792
+    assert study_tables.steps_to(record("FZOO", 0, 0.7, curve(0.70)), goal) == (700, False)
 
 
 def test_every_row_label_comes_from_the_experiments_rows(monkeypatch, committed):

@@ -1,0 +1,89 @@
+"""What every study page (`reports.claims`, `reports.leaderboard`) shows the same way: the seed-0 search,
+the wall time per phase, the MeZO/DiZO pairs' spread, and where a run reaches a dev target. Written once
+here so the two pages cannot drift apart.
+"""
+from __future__ import annotations
+
+import math
+
+from benchmark.core import names, records
+from reports import convergence
+from reports.runs import Runs
+from reports.stats import interval, paired
+
+MEZO, DIZO = names.BASELINE_ROW, names.DIZO_ROW
+GRID_KEYS = ("lr", "eps", "projection_interval", "clip_range", "hessian_smooth", "batch_size")
+
+
+def point(params: dict, keys: list[str] | tuple[str, ...]) -> str:
+    """`k=v, ...` of the `keys` a run's params have ("-" when none)."""
+    return ", ".join(f"{k}={params[k]}" for k in keys if k in params) or "-"
+
+
+def censored(rec: dict) -> int:
+    """Where a run that never reached a target is counted: one evaluation past its last."""
+    return int(rec["params"]["steps"]) + int(rec["params"]["eval_every"])
+
+
+def dev_curve(rec: dict) -> convergence.Curve:
+    """The record's dev curve as the paper tables' convergence columns read one (rate NaN where not measured)."""
+    steps, dev = records.curve(rec)
+    summary = rec["summary"]
+    return convergence.Curve(steps, dev, summary.get(names.STEPS_PER_S) or math.nan,
+                             summary.get(names.FORWARD_PASSES, 0) / max(int(rec["params"]["steps"]), 1))
+
+
+def target_of(rec: dict) -> float:
+    """A run's target: 99% of its best dev after step 0 (`reports.convergence.target`)."""
+    return convergence.target(dev_curve(rec))
+
+
+def steps_to(rec: dict, goal: float) -> tuple[int, bool]:
+    """The steps the run needs to reach `goal` on dev, and whether it did (a miss counts as `censored`)."""
+    reached = dev_curve(rec).steps_to(goal)
+    return (reached, True) if reached is not None else (censored(rec), False)
+
+
+def search_table(runs: Runs) -> str:
+    """Every seed-0 grid point per row (the settings its grid varies), its dev and test, and which was chosen."""
+    lines = ["| row | point | dev (best) | at step | test | wall min | chosen |", "|---|---|---|---|---|---|---|"]
+    for row, recs in runs.search.items():
+        keys = [k for k in GRID_KEYS if len({r["params"].get(k) for r in recs}) > 1] or ["lr"]
+        for rec in recs:
+            s = rec["summary"]
+            lines.append(f"| {row} | {point(rec['params'], keys)} | {s.get(names.DEV_BEST, math.nan):.3f} | "
+                         f"{s.get(names.DEV_BEST_STEP, math.nan):.0f} | {s.get(names.TEST_SCORE, math.nan):.3f} | "
+                         f"{s.get(names.WALL_S, math.nan) / 60:.1f} | {'yes' if rec['tags'].get('final') == 'true' else ''} |")
+    return "\n".join(lines)
+
+
+def wall_lines(runs: Runs, how: str = "") -> list[str]:
+    """Runs' wall time summed per phase (pilot where the study has one, search, finals) and in all."""
+    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
+    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
+                 if r["tags"]["study"].endswith("/final"))
+    pilot = runs.pilot["summary"].get(names.WALL_S, 0) if runs.pilot else 0
+    hours = ([("pilot", pilot)] if runs.pilot else []) + \
+        [("search (seed 0, every grid point)", search), ("finals (other seeds)", finals)]
+    return [f"- {label}: {sec / 3600:.2f} h" for label, sec in hours] + \
+        [f"- total: {(pilot + search + finals) / 3600:.2f} h (runs' wall time, evaluation included{how})"]
+
+
+def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
+    """The MeZO/DiZO pairs: how many (of `planned`), whether both members of each ran one engine (the
+    `engine` tag), MeZO's seed-to-seed sd, and the paired test difference with its half-width."""
+    mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
+    both = sorted(set(mezo) & set(dizo))
+    engines = {s: (mezo[s]["tags"].get("engine"), dizo[s]["tags"].get("engine")) for s in both}
+    split = [s for s, (a, b) in engines.items() if a != b]
+    untagged = [s for s, (a, b) in engines.items() if a is None or b is None]
+    test = interval(list(runs.metric(MEZO, names.TEST_SCORE).values()))
+    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
+    engine = (f"engine not recorded for seeds {untagged} (runs before the `engine` tag)" if untagged else
+              f"{len(split)} pair(s) ran on different engines: seeds {split}" if split else
+              "every pair ran on one engine (`engine` tag: the tree hash of `methods/`)")
+    return [f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; {engine}",
+            f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points",
+            (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
+             f"paired sd {100 * diff.sd:.1f}")]
