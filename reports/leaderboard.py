@@ -21,7 +21,7 @@ from reports import paper
 from reports import runs as runs_view
 from reports.runs import Runs
 from reports.stats import Interval, Sized, interval, paired, sized
-from reports.study_tables import GRID_KEYS, pair_lines, point, search_table, steps_to, target_of, wall_lines
+from reports.study_tables import pair_lines, point, search_table, steps_to, target_of, wall_lines
 
 EXPERIMENT = "leaderboard"
 MEZO = names.BASELINE_ROW
@@ -82,20 +82,17 @@ class Line:
     train_h: Interval  # the run's steps at perf's seconds per step
 
 
-def chosen_point(runs: Runs, label: str) -> str:
+def chosen_point(runs: Runs, label: str, method: str) -> str:
     """The grid point the row's search chose: its final runs' values of the settings its grid sets."""
     seeds = runs.seeds(label)
-    if not seeds:
-        return "-"
-    keys = [k for k in GRID_KEYS if any(k in rec["params"] for rec in runs.search.get(label, []))]
-    return point(next(iter(seeds.values()))["params"], keys)
+    return point(next(iter(seeds.values()))["params"], list(experiment.GRIDS.get(method, {}))) if seeds else "-"
 
 
 def line(runs: Runs, label: str, method: str) -> Line:
     test = runs.metric(label, names.TEST_SCORE)
     mezo = runs.seeds(MEZO)
     diff, _ = paired(test, runs.metric(MEZO, names.TEST_SCORE))
-    verdict = None if label == MEZO or diff.n == 0 else \
+    verdict = None if label == MEZO or diff.n < 2 else \
         sized(diff, paper_effect(label), MARGIN, what=f"{label} - MeZO")
     areas = [a for rec in runs.seeds(label).values() if (a := auc(rec)) is not None]
     targets = {s: steps_to(rec, target_of(mezo[s])) for s, rec in runs.seeds(label).items()
@@ -106,7 +103,7 @@ def line(runs: Runs, label: str, method: str) -> Line:
     forwards = perf_of(runs, method, "forward_passes")
     ratio = interval([rep[method]["peak_memory_gb"] / rep[method]["inference_peak_gb"] for rep in runs.perf
                       if method in rep and rep[method].get("inference_peak_gb")])
-    return Line(label, method, chosen_point(runs, label), interval(list(test.values())), diff, verdict,
+    return Line(label, method, chosen_point(runs, label, method), interval(list(test.values())), diff, verdict,
                 interval(areas), interval([t for t, _ in targets.values()]),
                 f"{sum(ok for _, ok in targets.values())}/{len(targets)}", forwards.mean if forwards.n else None,
                 perf_of(runs, method, "step_over_forwards"), ratio, perf_of(runs, method, "peak_memory_gb"), hours)
@@ -130,7 +127,7 @@ def table(found: list[Line]) -> str:
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for ln in found:
         diff = "(baseline)" if ln.label == MEZO else ln.diff.show(100, 1) if ln.diff.n else "-"
-        word = "" if ln.verdict is None else ln.verdict.word
+        word = ln.verdict.word if ln.verdict else "none: one pair" if ln.diff.n == 1 else ""
         out.append(f"| {ln.label} | {ln.point} | {_iv(ln.test)} | {diff} | {word} | {_iv(ln.area)} | "
                    f"{_iv(ln.target, 1, 0) + f' ({ln.reached})' if ln.target.n else '-'} | {'-' if ln.forwards is None else f'{ln.forwards:g}'} | "
                    f"{_mean(ln.step_over_forwards)} | {_mean(ln.memory)} | {_mean(ln.train_h, 3)} |")

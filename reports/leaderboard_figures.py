@@ -69,7 +69,8 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
             ax.axhline(sum(zero) / len(zero), color="gray", linestyle=":", label="zero-shot")
         if mezo:
             ax.plot(mezo[0], mezo[1], color="tab:gray", label=f"MeZO (n={mezo[4]})")
-            ax.fill_between(mezo[0], mezo[2], mezo[3], color="tab:gray", alpha=0.15)
+            if mezo[4] > 1:
+                ax.fill_between(mezo[0], mezo[2], mezo[3], color="tab:gray", alpha=0.15)
         steps, mean, lo, hi, n = band(runs, label)
         ax.plot(steps, mean, color="tab:blue", label=f"{label} (n={n})")
         if n > 1:
@@ -89,7 +90,8 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
 
 
 def band(runs: Runs, label: str) -> tuple[list[int], list[float], list[float], list[float], int] | None:
-    """(steps, mean, lo, hi, seeds) of the row's dev curves at the steps every seed evaluated."""
+    """(steps, mean, lo, hi, seeds) of the row's dev curves at the steps every seed evaluated (one seed: no
+    band, lo and hi empty)."""
     curves = [records.curve(rec) for rec in runs.seeds(label).values()]
     curves = [c for c in curves if c[0]]
     if not curves:

@@ -83,6 +83,8 @@ def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
     engine = (f"engine not recorded for seeds {untagged} (runs before the `engine` tag)" if untagged else
               f"{len(split)} pair(s) ran on different engines: seeds {split}" if split else
               "every pair ran on one engine (`engine` tag: the tree hash of `methods/`)")
+    if not both:
+        return [f"- paired seeds: none yet{f' of {planned} planned' if planned else ''}"]
     return [f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; {engine}",
             f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points",
             (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "

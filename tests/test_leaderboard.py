@@ -93,6 +93,19 @@ def test_the_leaderboard_renders_from_committed_records_without_an_mlflow_store(
     assert not store.parent.exists()
 
 
+def test_a_study_stopped_after_one_seed_of_each_row_still_renders(tmp_path):
+    """Rows finish one seed at a time: one MeZO seed and no pair yet draw single curves, no bands, no verdicts."""
+    folder = tmp_path / "results"
+    for rec in (record("MeZO", 0, 0.78, curve(0.78)), record("LOZO", 0, 0.77, curve(0.76)),
+                record("Zero-shot", 0, 0.50, [[0, 0.55]], steps=0)):
+        records.write(rec, folder)
+    page = leaderboard.report(folder / "leaderboard", tmp_path / "out", "offline")
+    assert "| LOZO | lr=3e-05 | 77.0 (n=1, no interval) |" in page  # the point: the settings its grid sets
+    assert verdict_of(page, "LOZO") == "none: one pair"  # one pair has no interval to read
+    assert "- paired seeds: none yet of 20 planned" in page and "## Verdicts" in page
+    assert (tmp_path / "out" / "leaderboard_dev_curves.png").stat().st_size > 1000
+
+
 def test_the_pareto_front_keeps_what_nothing_beats_on_both_cost_and_accuracy():
     points = [(1.0, 0.80), (1.2, 0.83), (1.1, 0.79), (5.0, 0.85), (5.0, 0.70), (0.9, 0.50)]
     assert front(points) == [5, 0, 1, 3]  # (1.1, 0.79) costs more than (1.0, 0.80) and scores less
