@@ -68,13 +68,8 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
         if zero:
             ax.axhline(sum(zero) / len(zero), color="gray", linestyle=":", label="zero-shot")
         if mezo:
-            ax.plot(mezo[0], mezo[1], color="tab:gray", label=f"MeZO (n={mezo[4]})")
-            if mezo[4] > 1:
-                ax.fill_between(mezo[0], mezo[2], mezo[3], color="tab:gray", alpha=0.15)
-        steps, mean, lo, hi, n = band(runs, label)
-        ax.plot(steps, mean, color="tab:blue", label=f"{label} (n={n})")
-        if n > 1:
-            ax.fill_between(steps, lo, hi, color="tab:blue", alpha=0.2)
+            draw(ax, mezo, MEZO, "tab:gray", 0.15)
+        draw(ax, band(runs, label), label, "tab:blue", 0.2)
         ax.set_title(label, fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
         ax.set_ylim(0.4, 1.0)
@@ -87,6 +82,14 @@ def dev_curves(runs: Runs, folder: Path) -> list[Path]:
     fig.suptitle("dev accuracy, mean over seeds (band: 95% interval; an FO row's 200 steps against MeZO's 650)")
     fig.tight_layout()
     return _save(fig, folder, "leaderboard_dev_curves")
+
+
+def draw(ax, curve: tuple, label: str, color: str, alpha: float) -> None:
+    """A `band`'s mean curve, and its 95% band where it has two seeds or more."""
+    steps, mean, lo, hi, n = curve
+    ax.plot(steps, mean, color=color, label=f"{label} (n={n})")
+    if n > 1:
+        ax.fill_between(steps, lo, hi, color=color, alpha=alpha)
 
 
 def band(runs: Runs, label: str) -> tuple[list[int], list[float], list[float], list[float], int] | None:

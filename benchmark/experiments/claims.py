@@ -24,16 +24,8 @@ import dataclasses
 
 from benchmark.experiments.ablation_c2 import NO_CLIP, NO_REINIT
 from benchmark.experiments.base import Experiment, Preset, Row
-from benchmark.experiments.presets import (
-                                           EVAL_EVERY,
-                                           FO_STEPS,
-                                           HESSIAN_SMOOTH,
-                                           OFFLINE_SETS,
-                                           SEEDS,
-                                           ZO_STEPS,
-                                           one_point,
-                                           smoke,
-)
+from benchmark.experiments.presets import (EVAL_EVERY, FO_STEPS, HESSIAN_SMOOTH, OFFLINE_SETS, SEEDS, ZO_STEPS,
+                                           one_point, smoke)
 from benchmark.experiments.registry import register_experiment
 
 PAIRED_SEEDS = (0, 1, 2, 3, 4)  # SEEDS, ZO_STEPS (the pilot's flattening), FO_STEPS, HESSIAN_SMOOTH: presets.py
