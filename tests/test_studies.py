@@ -4,6 +4,7 @@ NaN prunes, OOM fails one trial, config errors stop everything before the first 
 import collections
 import dataclasses
 import os
+import re
 import shlex
 import signal
 import socket
@@ -22,6 +23,7 @@ from benchmark.study.liveness import RESUME
 from benchmark.study.run import study
 from benchmark.study.storage import open_storage
 from benchmark.study.trials import trial_config
+from benchmark.study.workers import seconds_left
 from tests.helpers import BENCH, bench
 
 
@@ -58,6 +60,17 @@ def assert_every_point_complete_once(experiment, preset: str, journal) -> dict:
     return trials
 
 
+def test_time_left_counts_each_cell_at_its_own_trial_time_and_shares_it_among_workers():
+    # (trials left, seconds of finished trials, steps a trial): a slow cell at its own 400 s a trial, an
+    # unmeasured one at the 2 s a step the measured training cells took (800 s over 400 steps), zero-shot free, one done
+    cells = [(2, [100.0, 300.0], 100), (3, [400.0], 200), (1, [], 50), (4, [], 0), (0, [], 100)]
+    by_hand = 2 * 200.0 + 3 * 400.0 + 1 * 2.0 * 50
+    assert seconds_left(cells, workers=1) == pytest.approx(by_hand)
+    assert seconds_left(cells, workers=2) == pytest.approx(by_hand / 2)
+    assert seconds_left([(1, [], 100), (2, [30.0], 0)], workers=1) is None  # nothing trained has a time yet
+    assert seconds_left([(0, [], 100), (2, [30.0], 0)], workers=1) == pytest.approx(60.0)
+
+
 @pytest.mark.slow
 def test_two_workers_run_every_grid_point_exactly_once(store):
     proc = bench("study", "table4", "--preset", "smoke", "--workers", "2", "--storage", str(store))
@@ -66,6 +79,7 @@ def test_two_workers_run_every_grid_point_exactly_once(store):
     trials = assert_every_point_complete_once(experiment, "smoke", store)
     workers = {t.user_attrs["worker"] for name, ts in trials.items() if "/final" not in name for t in ts}
     assert len(workers) == 2  # both processes drained the grid queue
+    assert re.search(r"\[\d+/\d+ trials; \dh\d\dm elapsed here, ~\dh\d\dm left\]", proc.stdout)  # progress, once timed
     runs = mlflow_runs("table4")
     children = collections.Counter((r.data.tags["study"], r.data.tags["trial"]) for r in runs if "trial" in r.data.tags)
     assert len(children) == sum(len(ts) for ts in trials.values()) and set(children.values()) == {1}

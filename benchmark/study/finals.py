@@ -91,18 +91,24 @@ def summarize(storage: Any, cells: list[Cell]) -> dict:
     return out
 
 
+def cell_trials(storage: Any, cell: Cell) -> list[Any]:
+    """Every trial of the cell's studies (grid, free search, finals), whatever its state."""
+    studies = (existing_study(storage, name) for name in study_names(cell))
+    return [t for study in studies if study is not None for t in study.get_trials(deepcopy=False)]
+
+
 RERUN = ("stale", "interrupted")  # failures whose point is enqueued again: not a finished trial
 
 
 def tally(storage: Any, cell: Cell) -> tuple[int, int]:
     """(trials finished, trials planned) of a cell: its search (grid points, one for a tuned_by cell, a
     free search's budget) and its other final seeds."""
-    grid, search, final = (existing_study(storage, name) for name in study_names(cell))
+    search = existing_study(storage, search_name(cell))
     planned = 1 if cell.source else len(cell.points())
     if search is not None:
         planned = search.user_attrs.get("trials", planned)
     planned += len(cell.seeds) - 1
-    trials = [t for study in (grid, search, final) if study is not None for t in study.get_trials(deepcopy=False)]
+    trials = cell_trials(storage, cell)
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") or
                    (t.state.name == "FAIL" and t.user_attrs.get("reason") not in RERUN) for t in trials)
     return min(finished, planned), planned

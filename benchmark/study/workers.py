@@ -13,7 +13,7 @@ from benchmark.core import records
 from benchmark.core.errors import BenchmarkError
 from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
-from benchmark.study.finals import budget_left, enqueue_finals, tally
+from benchmark.study.finals import budget_left, cell_trials, enqueue_finals, tally
 from benchmark.study.liveness import claim
 from benchmark.study.optuna_private import pop_waiting_trial
 from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
@@ -28,25 +28,55 @@ def next_trial(study: Any, free: bool) -> Any | None:
 
 
 class Progress:
-    """Where the study stands, for the log after each trial: trials finished of planned, this
-    worker's elapsed time, and the time left at the seconds per training step it has measured."""
+    """Where the study stands, for the log after each trial: trials finished of planned, this worker's
+    elapsed time, and the study's time left (`seconds_left`) from the trial times the storage holds."""
 
     def __init__(self, storage: Any, cells: list[Cell]) -> None:
-        self.storage, self.cells, self.began, self.steps_run = storage, cells, time.time(), 0
+        self.storage, self.cells, self.began = storage, cells, time.time()
 
-    def line(self, steps_just_run: int) -> str:
-        self.steps_run += steps_just_run
+    def line(self) -> str:
         tallies = [(cell, *tally(self.storage, cell)) for cell in self.cells]
         done, planned = sum(d for _, d, _ in tallies), sum(p for _, _, p in tallies)
-        steps_left = sum(max(p - d, 0) * trained_steps(cell) for cell, d, p in tallies)
-        elapsed = time.time() - self.began
-        left = f"~{_hours(elapsed / self.steps_run * steps_left)} left" if self.steps_run else "time left unknown"
-        return f"[{done}/{planned} trials; {_hours(elapsed)} elapsed here, {left}]"
+        left_cells = [(max(p - d, 0), trial_seconds(self.storage, cell), trained_steps(cell)) for cell, d, p in tallies]
+        left = seconds_left(left_cells, workers=running(self.storage, self.cells) + 1)  # + this one, between trials
+        estimate = "time left unknown" if left is None else f"~{_hours(left)} left"
+        return f"[{done}/{planned} trials; {_hours(time.time() - self.began)} elapsed here, {estimate}]"
 
 
 def trained_steps(cell: Cell) -> int:
     """The training steps a trial of the cell runs: the measure of work the estimate scales (0: zero-shot)."""
     return cell.steps if METHODS.get(cell.row.method).trains else 0
+
+
+def trial_seconds(storage: Any, cell: Cell) -> list[float]:
+    """Wall seconds of the cell's completed trials, claim to completion, as the storage stamped them."""
+    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in cell_trials(storage, cell)
+            if t.state.name == "COMPLETE" and t.datetime_start and t.datetime_complete]
+
+
+def running(storage: Any, cells: list[Cell]) -> int:
+    """Trials running now in the study's cells: the other workers at work."""
+    return sum(t.state.name == "RUNNING" for cell in cells for t in cell_trials(storage, cell))
+
+
+def seconds_left(cells: list[tuple[int, list[float], int]], workers: int) -> float | None:
+    """The study's wall seconds left, from (trials left, seconds of its finished trials, training steps a
+    trial) per cell: a cell's trials at its own mean time (FZOO's nine forwards a step cost it four of
+    MeZO's trials), a cell with none finished at the seconds per training step of all that have, times
+    its steps; shared among the workers. None while a cell with trials left has no time to go by."""
+    measured = [(sum(times), len(times) * steps) for _, times, steps in cells if times and steps]
+    per_step = sum(s for s, _ in measured) / sum(n for _, n in measured) if measured else None
+    total = 0.0
+    for left, times, steps in cells:
+        if not left:
+            continue
+        if times:
+            total += left * sum(times) / len(times)
+        elif steps and per_step is None:
+            return None
+        elif steps:
+            total += left * per_step * steps
+    return total / max(workers, 1)
 
 
 def _hours(seconds: float) -> str:
@@ -97,7 +127,7 @@ def _one_trial(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Inte
         ran = {**point, **cell.row.sets}  # the row's own settings win over a borrowed (tuned_by) point
         log(f"{name} trial {trial.number} {ran} seed {seed}: {outcome.state}"
             f"{' (' + outcome.reason + ')' if outcome.reason else ''} in {time.time() - began:.0f} s "
-            f"{progress.line(trained_steps(cell))}")
+            f"{progress.line()}")
         return True
     return False
 
