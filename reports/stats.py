@@ -31,6 +31,10 @@ class Interval:
             return f"{self.mean * scale:.{digits}f} (n=1, no interval)"
         return f"{self.mean * scale:.{digits}f} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}] (n={self.n})"
 
+    def negated(self) -> Interval:
+        """The interval of minus the quantity: b - a from a - b."""
+        return Interval(-self.mean, -self.hi, -self.lo, self.n, self.sd)
+
 
 def t_quantile(df: int, level: float = LEVEL) -> float:
     from scipy import stats
