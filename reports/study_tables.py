@@ -57,16 +57,29 @@ def search_table(runs: Runs) -> str:
     return "\n".join(lines)
 
 
+def busy_hours(recs: list[dict]) -> float:
+    """The hours in which at least one of the runs was running: the union of their spans (start to start +
+    wall), what the machine gave them when several ran side by side; pauses between sittings do not count."""
+    spans = sorted((r["start_time"] / 1000, r["start_time"] / 1000 + r["summary"].get(names.WALL_S, 0))
+                   for r in recs if r.get("start_time") is not None)
+    total, end = 0.0, -math.inf
+    for start, stop in spans:
+        if stop > end:
+            total, end = total + stop - max(start, end), stop
+    return total / 3600
+
+
 def wall_lines(runs: Runs, how: str = "") -> list[str]:
-    """Runs' wall time summed per phase (pilot where the study has one, search, finals) and in all."""
-    search = sum(r["summary"].get(names.WALL_S, 0) for recs in runs.search.values() for r in recs)
-    finals = sum(r["summary"].get(names.WALL_S, 0) for row in runs.finals.values() for r in row.values()
-                 if r["tags"]["study"].endswith("/final"))
-    pilot = runs.pilot["summary"].get(names.WALL_S, 0) if runs.pilot else 0
-    hours = ([("pilot", pilot)] if runs.pilot else []) + \
+    """Per phase (pilot where the study has one, search, finals) and in all: the runs' wall time summed and
+    the machine's (`busy_hours`); they differ where runs ran side by side."""
+    search = [r for recs in runs.search.values() for r in recs]
+    finals = [r for row in runs.finals.values() for r in row.values() if r["tags"]["study"].endswith("/final")]
+    phases = ([("pilot", [runs.pilot])] if runs.pilot else []) + \
         [("search (seed 0, every grid point)", search), ("finals (other seeds)", finals)]
-    return [f"- {label}: {sec / 3600:.2f} h" for label, sec in hours] + \
-        [f"- total: {(pilot + search + finals) / 3600:.2f} h (runs' wall time, evaluation included{how})"]
+    phases.append(("total", [r for _, recs in phases for r in recs]))
+    return [f"- {label}: {sum(r['summary'].get(names.WALL_S, 0) for r in recs) / 3600:.2f} h of runs, "
+            f"{busy_hours(recs):.2f} h of the machine's" for label, recs in phases] + \
+        [f"- runs' wall time, evaluation included{how}; the machine's: the hours in which any of them ran"]
 
 
 def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:

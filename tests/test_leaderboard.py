@@ -174,3 +174,13 @@ def test_the_experiment_covers_every_full_weight_family_with_valid_points():
     assert seeds["MeZO"] == seeds["DiZO"] == tuple(range(20))
     assert {s for label, s in seeds.items() if label not in ("MeZO", "DiZO")} == {(0, 1, 2)}
     assert all(len(cell.points()) <= 2 for cell in cells)
+
+
+def test_the_machines_hours_count_runs_side_by_side_once():
+    def run(start_s: float, wall_s: float) -> dict:
+        return {"start_time": start_s * 1000, "summary": {names.WALL_S: wall_s}}
+
+    # two runs side by side for an hour, a third inside the first, a fourth alone after a pause
+    recs = [run(0, 3600), run(1800, 3600), run(600, 600), run(10_000, 1800)]
+    assert study_tables.busy_hours(recs) == pytest.approx(1.5 + 0.5)
+    assert study_tables.busy_hours([]) == 0.0
