@@ -123,10 +123,12 @@ def sized(iv: Interval, claimed: float | None = None, margin: float | None = Non
 
 
 def all_of(verdicts: list[str]) -> str:
-    """A claim made of parts: reproduced if every part is, not reproduced if any part is not, else inconclusive."""
-    if verdicts and all(v == REPRODUCED for v in verdicts):
-        return REPRODUCED
-    return NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
+    """A claim made of parts: the parts' verdict where they all agree (reproduced, smaller than claimed, ...);
+    else not reproduced, or reversed, where a part is; else inconclusive."""
+    if verdicts and len(set(verdicts)) == 1:
+        return verdicts[0]
+    against = [v for v in verdicts if v in (NOT_REPRODUCED, REVERSED)]
+    return against[0] if against else INCONCLUSIVE
 
 
 def correlation(a: list[float], b: list[float]) -> float | None:

@@ -58,6 +58,9 @@ def test_a_claim_of_parts_needs_every_part():
     assert stats.all_of([stats.REPRODUCED, stats.REPRODUCED]) == stats.REPRODUCED
     assert stats.all_of([stats.REPRODUCED, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
     assert stats.all_of([stats.INCONCLUSIVE, stats.NOT_REPRODUCED]) == stats.NOT_REPRODUCED
+    assert stats.all_of([stats.SMALLER, stats.SMALLER]) == stats.SMALLER  # parts that agree keep their size
+    assert stats.all_of([stats.SMALLER, stats.INCONCLUSIVE]) == stats.INCONCLUSIVE
+    assert stats.all_of([stats.SMALLER_REPRODUCED, stats.REVERSED]) == stats.REVERSED
 
 
 # ---- synthetic records -------------------------------------------------------------------------
@@ -145,6 +148,8 @@ def test_the_report_renders_from_committed_records_without_an_mlflow_store(commi
     assert ("the steps DiZO saves +40.0 [+40.0, +40.0] % of MeZO's steps (n=5) lies above 0 and below the paper's "
             "+48.2: **reproduced, smaller than claimed**") in page  # Table 10: DiZO takes 51.8% of MeZO's iterations
     assert "SST-2, OPT-2.7B: 7.5 vs 6.8 GB (FT 45.4); 3.05 vs 3.28 it/s (0.93x)" in page  # Table 10, read from its csv
+    assert "SST-2: DiZO 92.2, DiZO no re-init 88.6, DiZO no clipping 90.9 (Table C.2" in page
+    assert "holds 0 and the paper's +3.6: **inconclusive**" in page  # C4's no re-init: Table C.2's SST-2 cost
     figures = ("claims_dev_curves", "claims_steps_to_target", "claims_drift")
     assert all((out / f"{figure}.png").stat().st_size > 1000 for figure in figures)
     first = {path.name: path.read_bytes() for path in out.iterdir()}
@@ -369,6 +374,6 @@ def test_a_label_changed_in_its_row_reaches_every_report(tmp_path, monkeypatch):
     for rec in synthetic():  # the records carry the label the study wrote: the renamed one
         records.write(json.loads(json.dumps(rec).replace(old, new)), folder)
     page = claims.report(folder / "claims", tmp_path / "out")
-    assert f"DiZO - {new}, test (points)" in page and old not in page
+    assert f"test, DiZO - {new} " in page and old not in page
     assert tables._c2_label({"method": "DiZO", "reinit": "no", "clipping": "yes"}) == new
     assert new in figures.ablation_rows() and old not in figures.ablation_rows()
