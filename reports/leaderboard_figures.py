@@ -25,6 +25,24 @@ def front(points: list[tuple[float, float]]) -> list[int]:
     return out
 
 
+def spread_labels(points: list[tuple[float, float]], near: float, gap: float) -> list[float]:
+    """The height of each point's label (written to the point's right, about `near` wide) so that it stays
+    at least `gap` from the labels of points within `near` across and from the other points it would cover:
+    from the lowest point up, each label rises just above what it would overlap."""
+    placed: list[tuple[float, float]] = []
+    heights = [0.0] * len(points)
+    for i in sorted(range(len(points)), key=lambda i: points[i][1]):
+        x, y = points[i]
+        covered = [py for j, (px, py) in enumerate(points) if j != i and 0 <= px - x < near]
+        # (a label just moved sits `gap` above what it cleared, give or take rounding: not a clash)
+        others = [h for px, h in placed if abs(px - x) < near] + covered
+        while clash := [h for h in others if abs(h - y) < gap * (1 - 1e-9)]:
+            y = max(clash) + gap
+        heights[i] = y
+        placed.append((x, y))
+    return heights
+
+
 def pareto(found: list[Line], folder: Path) -> list[Path]:
     """Test accuracy (mean, 95% interval as a bar) against peak memory and against the hours the run's steps
     take at `benchmark perf`'s rate; the front joined by a line and its rows named in bold."""
@@ -38,12 +56,17 @@ def pareto(found: list[Line], folder: Path) -> list[Path]:
         shown = [ln for ln in drawn if not math.isnan(cost(ln))]
         points = [(cost(ln), ln.test.mean) for ln in shown]
         on_front = front(points)
+        xs, ys = [x for x, _ in points], [100 * y for _, y in points]
         for i, ln in enumerate(shown):
             err = [[100 * (ln.test.mean - ln.test.lo)], [100 * (ln.test.hi - ln.test.mean)]] if ln.test.n > 1 else None
-            ax.errorbar(points[i][0], 100 * ln.test.mean, yerr=err,
-                        fmt="o", color="tab:red" if i in on_front else "tab:gray", capsize=3, markersize=5)
-            ax.annotate(ln.label, (points[i][0], 100 * points[i][1]), xytext=(4, 3), textcoords="offset points", fontsize=7,
-                        fontweight="bold" if i in on_front else "normal")
+            ax.errorbar(xs[i], ys[i], yerr=err, fmt="o", color="tab:red" if i in on_front else "tab:gray", capsize=3,
+                        markersize=5)
+        width, height = (hi - lo for lo, hi in (ax.get_xlim(), ax.get_ylim()))  # a 7-point label's size, roughly
+        heights = spread_labels(list(zip(xs, ys)), near=0.1 * width, gap=0.03 * height)
+        for i, ln in enumerate(shown):
+            ax.annotate(ln.label, (xs[i], ys[i]), xytext=(xs[i] + 0.015 * width, heights[i]),
+                        fontsize=7, va="center", fontweight="bold" if i in on_front else "normal",
+                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if heights[i] != ys[i] else None)
         ax.plot([points[i][0] for i in on_front], [100 * points[i][1] for i in on_front], "-", color="tab:red",
                 alpha=0.6, label="Pareto front (less cost, more accuracy)")
         ax.set(xlabel=xlabel, ylabel="test accuracy, % (mean, 95% interval over seeds)")

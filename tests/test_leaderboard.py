@@ -114,6 +114,20 @@ def test_the_pareto_front_keeps_what_nothing_beats_on_both_cost_and_accuracy():
     assert front(points) == [5, 0, 1, 3]  # (1.1, 0.79) costs more than (1.0, 0.80) and scores less
 
 
+def test_labels_of_nearby_points_are_spread_apart_and_far_ones_stay_put():
+    from reports.leaderboard_figures import spread_labels
+
+    points = [(1.2, 76.0), (1.25, 76.3), (1.21, 75.9), (3.0, 76.1)]
+    heights = spread_labels(points, near=0.2, gap=1.0)
+    near = [0, 1, 2]
+    assert all(abs(heights[i] - heights[j]) >= 1.0 - 1e-9 for i in near for j in near if i < j)
+    assert all(abs(heights[i] - points[j][1]) >= 1.0 - 1e-9 for i in near for j in near
+               if i != j and 0 <= points[j][0] - points[i][0] < 0.2)  # no label over a point to its right
+    assert heights[3] == 76.1 and heights[1] == 76.3  # nothing near across; the rightmost of the cluster stays
+    # 76.1 + 0.1 - 76.1 < 0.1 in floats: a label raised just clear of another is not a clash (it looped forever)
+    assert spread_labels([(1.0, 76.1), (0.95, 76.1)], near=0.2, gap=0.1) == [76.1, pytest.approx(76.2)]
+
+
 def test_the_dev_area_is_the_mean_accuracy_held_over_the_run():
     rec = record("MeZO", 0, 0.8, [[0, 0.5], [100, 0.7], [300, 0.7]])
     assert leaderboard.auc(rec) == pytest.approx((100 * 0.6 + 200 * 0.7) / 300)
