@@ -212,8 +212,8 @@ def c1(runs: Runs) -> Finding:
     rows += [f"| {s} | {c['target']:.3f} | {c['mezo']} | {c['dizo']}{'' if c['dizo_reached'] else ' (not reached)'} "
              f"| {c['dizo'] / c['mezo']:.2f} |" for s, c in per_seed.items()]
     return Finding("C1", "DiZO reaches MeZO's best dev accuracy in fewer iterations (Figure 4, Tables 6/11)",
-                   f"SST-2, OPT-2.7B: {claimed['train_iter_pct']:g}% of MeZO's iterations, {claimed['gpu_hours_pct']:g}% "
-                   "of its GPU hours (Table 10); the released logs: "
+                   f"SST-2, OPT-2.7B: {claimed['train_iter_pct']:g}% of MeZO's iterations, "
+                   f"{claimed['gpu_hours_pct']:g}% of its GPU hours (Table 10); the released logs: "
                    + ", ".join(f"DiZO {d:.3f} vs {m:.3f} dev at step {at}" for at, (m, d) in released.items()),
                    ours, saved.word, "\n".join(rows))
 
@@ -308,8 +308,9 @@ def c5(runs: Runs) -> Finding:
             f"not measured yet: `{PERF_COMMAND}`"]
     return Finding("C5", "DiZO's memory is MeZO's, far below FT's; its throughput is at least 0.9x MeZO's (Table 10)",
                    f"SST-2, OPT-2.7B: {dizo['peak_memory_gb']:g} vs {mezo['peak_memory_gb']:g} GB (FT "
-                   f"{table10_sst2('FT')['peak_memory_gb']:g}); {dizo['throughput_it_s']:g} vs {mezo['throughput_it_s']:g} "
-                   f"it/s ({dizo['throughput_it_s'] / mezo['throughput_it_s']:.2f}x)", ours, all_of(parts))
+                   f"{table10_sst2('FT')['peak_memory_gb']:g}); {dizo['throughput_it_s']:g} vs "
+                   f"{mezo['throughput_it_s']:g} it/s ({dizo['throughput_it_s'] / mezo['throughput_it_s']:.2f}x)",
+                   ours, all_of(parts))
 
 
 CLAIMS = (c1, c2, c3, c3b, c4, c5)
@@ -362,9 +363,9 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path, pairs: tupl
            "then run on every seed. Intervals: 95% t over seeds; MeZO and DiZO paired by seed (same data order "
            "and z until DiZO's first projection). Verdict: reproduced / not reproduced when the interval is wholly "
            "on one side of the claim's threshold, inconclusive when it spans it; where the paper gives an effect "
-           "size (C1's steps saved and dev gaps, C2), read against it too: reproduced (the interval above 0 holds it), reproduced, "
-           "smaller than claimed (above 0, below it), smaller than claimed (holds 0, excludes it), not reproduced "
-           "(reversed) (below 0), inconclusive (holds both 0 and the paper's effect).", "",
+           "size (C1's steps saved and dev gaps, C2), read against it too: reproduced (the interval above 0 holds "
+           "it), reproduced, smaller than claimed (above 0, below it), smaller than claimed (holds 0, excludes "
+           "it), not reproduced (reversed) (below 0), inconclusive (holds both 0 and the paper's effect).", "",
            "| claim | paper | ours | verdict |", "|---|---|---|---|"]
     out += [f"| {f.title} | {f.paper} | {'<br>'.join(f.ours)} | **{f.verdict}** |" for f in findings]
     for f in findings:

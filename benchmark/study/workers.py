@@ -37,8 +37,10 @@ class Progress:
     def line(self) -> str:
         tallies = [(cell, *tally(self.storage, cell)) for cell in self.cells]
         done, planned = sum(d for _, d, _ in tallies), sum(p for _, _, p in tallies)
-        left_cells = [(max(p - d, 0), trial_seconds(self.storage, cell), trained_steps(cell)) for cell, d, p in tallies]
-        left = seconds_left(left_cells, workers=running(self.storage, self.cells) + 1)  # + this one, between trials
+        trials = {cell.name: cell_trials(self.storage, cell) for cell in self.cells}
+        left_cells = [(max(p - d, 0), trial_seconds(trials[cell.name]), trained_steps(cell)) for cell, d, p in tallies]
+        running = sum(t.state.name == "RUNNING" for ts in trials.values() for t in ts)  # the other workers at work
+        left = seconds_left(left_cells, workers=running + 1)  # + this one, between trials
         estimate = "time left unknown" if left is None else f"~{_hours(left)} left"
         return f"[{done}/{planned} trials; {_hours(time.time() - self.began)} elapsed here, {estimate}]"
 
@@ -48,15 +50,10 @@ def trained_steps(cell: Cell) -> int:
     return cell.steps if METHODS.get(cell.row.method).trains else 0
 
 
-def trial_seconds(storage: Any, cell: Cell) -> list[float]:
-    """Wall seconds of the cell's completed trials, claim to completion, as the storage stamped them."""
-    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in cell_trials(storage, cell)
+def trial_seconds(trials: list[Any]) -> list[float]:
+    """Wall seconds of the completed trials, claim to completion, as the storage stamped them."""
+    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
             if t.state.name == "COMPLETE" and t.datetime_start and t.datetime_complete]
-
-
-def running(storage: Any, cells: list[Cell]) -> int:
-    """Trials running now in the study's cells: the other workers at work."""
-    return sum(t.state.name == "RUNNING" for cell in cells for t in cell_trials(storage, cell))
 
 
 def seconds_left(cells: list[tuple[int, list[float], int]], workers: int) -> float | None:
