@@ -39,3 +39,16 @@ def test_set_trial_user_attr_works_on_live_and_frozen_trials(study):
     frozen = study.get_trials(deepcopy=False)[0]
     optuna_private.set_trial_user_attr(study, frozen, "reason", "stale")
     assert study.get_trials(deepcopy=False)[0].user_attrs == {"heartbeat": 1.5, "reason": "stale"}
+
+
+def test_next_waiting_point_is_what_the_next_pop_takes_and_takes_nothing(study):
+    assert optuna_private.next_waiting_point(study) is None
+    for seed in (3, 1, 2):
+        study.enqueue_trial({"lr": "1e-3", "seed": seed})
+    seen = []
+    while (point := optuna_private.next_waiting_point(study)) is not None:
+        assert optuna_private.next_waiting_point(study) == point  # peeking claims nothing
+        trial = optuna_private.pop_waiting_trial(study)
+        assert optuna_private.enqueued_point(study, trial) == point
+        seen.append(point["seed"])
+    assert seen == [3, 1, 2]  # the queue's order, whatever the seeds

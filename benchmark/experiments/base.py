@@ -57,6 +57,7 @@ class Cell:
     seeds: tuple[int, ...]
     source: str | None = None  # a tuned_by row: the name of the cell whose best point it runs
     records: bool = False  # the study writes each finished trial's run record (`benchmark.core.records`)
+    extra_seeds: tuple[int, ...] = ()  # the row's seeds beyond the preset's: run after every other cell's trials
 
     @property
     def steps(self) -> int:
@@ -126,5 +127,6 @@ class Experiment:
             source = None if tuner is row else f"{self.name}/{preset_name}/{model}/{task}/{tuner.label}"
             cells.append(Cell(self.name, preset_name, model, task, row, preset.zo_steps, preset.fo_steps,
                               preset.eval_every, dict(preset.sets), grid if isinstance(grid, tuple) else dict(grid),
-                              row.seeds or preset.seeds, source, self.records))
+                              row.seeds or preset.seeds, source, self.records,
+                              tuple(s for s in row.seeds or () if s not in preset.seeds)))
         return cells

@@ -27,8 +27,8 @@ Other LoRA twins are registered and run with `benchmark run X-lora`, but are not
 Budget: on the 2-core Xeon a MeZO run of 650 steps takes about 11.5 minutes, FZOO's and ZO-SGD-Cons's
 four to five times that; the design (16 rows, 2-point grids, 3 seeds, 20 MeZO/DiZO pairs) is about 21
 hours of one two-thread process. The study drains one trial per row in turn (`benchmark.study.workers`),
-so wherever it stops every row has its seed-0 points first, then its seeds, and the pairs go on alone
-last; `--workers 2` (one thread each) does 1.37x the trials an hour of one two-thread process here. Past
+so wherever it stops every row has its seed-0 points first, then its seeds, and the pairs' seeds past
+the preset's wait until no other trial is pending (`Cell.extra_seeds`); `--workers 2` (one thread each) does 1.37x the trials an hour of one two-thread process here. Past
 the budget, the pairs stop (the study is simply not resumed) once every other row is final and the paired
 half-width is at most 2 points with at least 10 pairs: a rule on the spread alone, stated before they ran.
 """

@@ -32,3 +32,12 @@ def enqueued_point(study: Any, trial: Any) -> dict:
     """The point (and seed) a trial was enqueued with, read back from storage (public
     `Trial.params` only holds what has been suggested so far)."""
     return study._storage.get_trial(trial._trial_id).system_attrs.get(FIXED_PARAMS, {})
+
+
+def next_waiting_point(study: Any) -> dict | None:
+    """The point (and seed) `pop_waiting_trial` would take next, without taking it (no public call
+    peeks at the queue): `Study._pop_waiting_trial_id` takes the first WAITING trial the storage lists."""
+    from optuna.trial import TrialState
+
+    waiting = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    return waiting[0].system_attrs.get(FIXED_PARAMS, {}) if waiting else None

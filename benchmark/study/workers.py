@@ -15,7 +15,7 @@ from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
 from benchmark.study.finals import budget_left, cell_trials, enqueue_finals, tally
 from benchmark.study.liveness import claim
-from benchmark.study.optuna_private import pop_waiting_trial
+from benchmark.study.optuna_private import next_waiting_point, pop_waiting_trial
 from benchmark.study.storage import FINAL, TPE, existing_study, final_name, load, study_names
 from benchmark.study.trials import PARENT, enqueue_tuned, grid_point, run_trial, suggested_point
 from methods.registry import METHODS
@@ -83,21 +83,25 @@ def _hours(seconds: float) -> str:
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left, one
     trial per cell in turn: a study stopped anywhere has its runs spread over every row (each row's first
-    grid point first, then its next), and cells with more seeds go on alone once the others are done."""
+    grid point first, then its next). A row's seeds beyond the preset's (`Cell.extra_seeds`: the pairs a
+    claim compares) wait until no other trial is pending, so they never hold back another row's finals
+    and the pairs go on alone last, where a stopping rule on their spread can end them."""
     tracking.git_commit(), tracking.engine_version()  # pin the commit and engine of the code this worker loaded
     counts = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
     progress = Progress(storage, cells)
     waiting: set[str] = set()
     with Interrupt() as interrupt:
-        while [cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting)]:
+        while ([cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting, False)]
+               or [cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting, True)]):
             pass
     return counts
 
 
 def _one_trial(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Interrupt, log, progress: Progress,
-               waiting: set[str]) -> bool:
-    """Run the cell's next pending grid, free-search or final trial; False when it has none now. A
-    tuned_by cell first takes its source cell's best point (and waits, skipped, while the source has none)."""
+               waiting: set[str], extra: bool) -> bool:
+    """Run the cell's next pending grid, free-search or final trial; False when it has none now (or,
+    unless `extra`, when its next is one of its extra seeds). A tuned_by cell first takes its source
+    cell's best point (and waits, skipped, while the source has none)."""
     parent = load(storage, cell.name).user_attrs[PARENT]
     if cell.source and not enqueue_tuned(storage, cell):
         if cell.name not in waiting:
@@ -111,6 +115,8 @@ def _one_trial(storage: Any, cell: Cell, counts: dict[str, int], interrupt: Inte
         if study is None:  # not created (no free search, or the search is not finished)
             continue
         final, free = name.endswith("/" + FINAL), name.endswith("/" + TPE)
+        if final and not extra and (next_waiting_point(study) or {}).get("seed") in cell.extra_seeds:
+            continue
         interrupt.check()
         trial = next_trial(study, free)
         if trial is None:
