@@ -28,9 +28,10 @@ Budget: on the 2-core Xeon a MeZO run of 650 steps takes about 11.5 minutes, FZO
 four to five times that; the design (16 rows, 2-point grids, 3 seeds, 20 MeZO/DiZO pairs) is about 21
 hours of one two-thread process. The study drains one trial per row in turn (`benchmark.study.workers`),
 so wherever it stops every row has its seed-0 points first, then its seeds, and the pairs' seeds past
-the preset's wait until no other trial is pending (`Cell.extra_seeds`); `--workers 2` (one thread each) does 1.37x the trials an hour of one two-thread process here. Past
-the budget, the pairs stop (the study is simply not resumed) once every other row is final and the paired
-half-width is at most 2 points with at least 10 pairs: a rule on the spread alone, stated before they ran.
+the preset's wait until no other trial is pending (`Cell.extra_seeds`); `--workers 2` (one thread each)
+does 1.37x the trials an hour of one two-thread process here. Past the budget, the pairs stop (the study
+is simply not resumed) once every other row is final and the paired half-width is at most 2 points with at
+least 10 pairs: a rule on the spread alone, stated before they ran.
 """
 from benchmark.experiments.base import Experiment, Preset, Row
 from benchmark.experiments.presets import EVAL_EVERY, FO_STEPS, OFFLINE_SETS, TUNED, ZO_LORA, ZO_STEPS, one_point, smoke

@@ -91,8 +91,11 @@ def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     progress = Progress(storage, cells)
     waiting: set[str] = set()
     with Interrupt() as interrupt:
-        while ([cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting, False)]
-               or [cell for cell in cells if _one_trial(storage, cell, counts, interrupt, log, progress, waiting, True)]):
+
+        def one_round(extra: bool) -> list[Cell]:  # the cells that ran a trial this round
+            return [c for c in cells if _one_trial(storage, c, counts, interrupt, log, progress, waiting, extra)]
+
+        while one_round(extra=False) or one_round(extra=True):
             pass
     return counts
 
