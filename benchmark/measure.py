@@ -6,8 +6,10 @@ max of the step peaks and its average the mean, as peft's method_comparison repo
 """
 from __future__ import annotations
 
+import platform
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import torch
@@ -25,6 +27,17 @@ def sync(device: torch.device) -> None:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def cpu_name() -> str:
+    """The host CPU's model name and the instruction set torch's kernels use on it (the `cpu` tag): CPUs
+    differ in speed and in bf16 support, so a number is quoted with the CPU that gave it."""
+    model = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), model)
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 class MemoryMonitor:

@@ -23,7 +23,7 @@ from benchmark.core import names
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, flatten, validate
 from benchmark.loop import OnMetrics, RunResult, Stopped, train
-from benchmark.measure import device_name
+from benchmark.measure import cpu_name, device_name
 from benchmark.models import LoadedModel, check_model_name, load_model, model_kind, resolve_device, resolve_precision
 from methods.registry import METHODS
 from methods.zo import generators
@@ -167,7 +167,7 @@ class Recorder:
 def open_run(cfg: RunConfig, prep: Prepared, run: Loaded, parent_run_id: str | None,
              extra_tags: dict[str, str] | None) -> Recorder:
     """Start the MLflow run with the naming contract's tags and params, or reopen the run it resumes."""
-    tags = {"method": cfg.method, "task": prep.task.name, "model": cfg.model, "device": device_name(run.device),
+    tags = {"method": cfg.method, "task": prep.task.name, "model": cfg.model, "device": device_name(run.device), "cpu": cpu_name(),
             "git_commit": tracking.git_commit(), "engine": tracking.engine_version(), "packages": run.packages, "dtype": run.precision.name,
             "template": prep.template, "metric": prep.task.metric, **(extra_tags or {})}
     if prep.snapshot is not None:

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from tests.helpers import BENCH, bench
 
@@ -103,6 +104,7 @@ def test_run_records_the_mlflow_contract(tmp_path):
     assert run.info.status == "FINISHED"
     tags = run.data.tags
     assert (tags["method"], tags["task"], tags["model"], tags["device"]) == ("mezo", "rt-polarity", "tiny-random-llama", "cpu")
+    assert tags["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})") and len(tags["cpu"]) > 3
     assert tags["git_commit"] and (tags["template"], tags["metric"]) == ("mezo", "accuracy")
     params = run.data.params
     assert params["lr"] == "1e-06" and params["eps"] == "0.001" and params["steps"] == "4" and params["seed"] == "3"

@@ -13,23 +13,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmark.core import names
 from benchmark.core.store import client
+from benchmark.measure import cpu_name
 
 OUT = Path(__file__).resolve().parents[2] / "reports" / "results" / "zo_optimizers"
 SETS = ["batch_size=16", "num_dev=500", "num_test=1000", "eval_every=50", "eval_batch_size=64"]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
