@@ -437,7 +437,8 @@ def optuna_best_point(journal, name: str) -> dict:
 
 
 def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypatch):
-    """A committed journal on a new machine: the cells' parent runs are made again in the new store."""
+    """A committed journal on a new machine: the cells' parent runs are made again in the new store, and a
+    trial the old machine left RUNNING (its session ended mid-run) is failed as stale and run again."""
     import benchmark.runner as runner
 
     real, calls = runner.train, {"n": 0}
@@ -454,9 +455,18 @@ def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypa
     with pytest.raises(KeyboardInterrupt):
         study(experiment, "smoke", str(store))
     monkeypatch.setattr(runner, "train", real)
+    import optuna
+
+    name = experiment.cells("smoke")[0].name
+    (old_run,) = [r.info.run_id for r in mlflow_runs("unit") if r.data.tags.get("trial") == "0"]
+    left = optuna.load_study(study_name=name, storage=open_storage(str(store))).ask()  # the requeued point
+    for key, value in {"worker": "old-machine:1", "heartbeat": time.time() - 3600, "mlflow_run_id": old_run}.items():
+        left.set_user_attr(key, value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/fresh.db")
     study(experiment, "smoke", str(store))
-    assert_every_point_complete_once(experiment, "smoke", store)
+    trials = assert_every_point_complete_once(experiment, "smoke", store)
+    assert [(t.state.name, t.user_attrs.get("reason")) for t in trials[name] if t.number == left.number] \
+        == [("FAIL", "stale")]
     runs = {r.info.run_id: r for r in mlflow_runs("unit")}
     parents = {r.data.tags["mlflow.parentRunId"] for r in runs.values() if "trial" in r.data.tags}
     assert parents and parents <= set(runs)  # every child's parent is a run of the new store

@@ -2,7 +2,8 @@
 after taking it (`claim`) and with a heartbeat while it runs; a trial whose worker died (same host and dead
 pid, no heartbeat for `STALE_S`, or never stamped for `CLAIM_GRACE_S`) is failed with reason `stale`, its
 MLflow run ended (the one it recorded, or one whose `study`/`trial` tags name it: a kill between MLflow
-creating the run and the trial recording its id), and its point re-enqueued, so a resumed study runs it
+creating the run and the trial recording its id; none where the journal was carried from another machine's
+MLflow store), and its point re-enqueued, so a resumed study runs it
 again: from the run's last checkpoint, into the same MLflow run, where there is one (`requeue`)."""
 from __future__ import annotations
 
@@ -85,13 +86,14 @@ def reclaim_stale(study: Any, experiment_id: str) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _dead(trial, host, now):
             continue
-        set_trial_user_attr(study, trial, "reason", "stale")
-        study.tell(trial.number, state=TrialState.FAIL)
+        # MLflow first: should a call fail here, the trial is still RUNNING and the next start reclaims it
         recorded = trial.user_attrs.get("mlflow_run_id")
         orphans = tracking.running_runs(experiment_id, study=study.study_name, trial=str(trial.number))
         for run_id in dict.fromkeys([recorded, *orphans]):
-            if run_id:
+            if run_id and tracking.run_exists(run_id):  # not in this store: the journal came from another machine
                 tracking.terminate(run_id, "KILLED", reason="stale")
+        set_trial_user_attr(study, trial, "reason", "stale")
+        study.tell(trial.number, state=TrialState.FAIL)
         requeue(study, enqueued_point(study, trial) or trial.params, recorded)
         reclaimed += 1
     return reclaimed
