@@ -78,27 +78,45 @@ def wall_lines(runs: Runs, how: str = "") -> list[str]:
         [("search (seed 0, every grid point)", search), ("finals (other seeds)", finals)]
     phases.append(("total", [r for _, recs in phases for r in recs]))
     return [f"- {label}: {sum(r['summary'].get(names.WALL_S, 0) for r in recs) / 3600:.2f} h of runs, "
-            f"{busy_hours(recs):.2f} h of the machine's" for label, recs in phases] + \
+            f"{busy_hours(recs):.2f} h of the machine's" for label, recs in phases] + cpu_lines(phases[-1][1]) + \
         [f"- runs' wall time, evaluation included{how}; the machine's: the hours in which any of them ran"]
+
+
+def _one_per_pair(pairs: list[tuple[int, dict, dict]], tag: str, what: str) -> str:
+    """Whether both members of each pair ran with one value of `tag` (seeds where they did not, or where a
+    member's run predates the tag)."""
+    untagged = [s for s, a, b in pairs if tag not in a["tags"] or tag not in b["tags"]]
+    split = [s for s, a, b in pairs if s not in untagged and a["tags"][tag] != b["tags"][tag]]
+    return ", ".join(([f"{tag} not recorded for seeds {untagged} (runs before the `{tag}` tag)"] if untagged else []) +
+                     ([f"{len(split)} pair(s) ran on different values of {tag}: seeds {split}"] if split else [])) \
+        or f"every pair ran on one {tag} (`{tag}` tag: {what})"
+
+
+def cpu_lines(recs: list[dict]) -> list[str]:
+    """The runs' hours per CPU (`cpu` tag): a study resumed on another machine mixes CPUs, and its times
+    only compare within one."""
+    by_cpu: dict[str, list[dict]] = {}
+    for rec in recs:
+        where = f"on {rec['tags']['cpu']}" if "cpu" in rec["tags"] else "CPU not recorded (runs before the `cpu` tag)"
+        by_cpu.setdefault(where, []).append(rec)
+    return [f"- {cpu}: {len(group)} runs, {sum(r['summary'].get(names.WALL_S, 0) for r in group) / 3600:.2f} h"
+            for cpu, group in sorted(by_cpu.items())]
 
 
 def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
     """The MeZO/DiZO pairs: how many (of `planned`), whether both members of each ran one engine (the
-    `engine` tag), MeZO's seed-to-seed sd, and the paired test difference with its half-width."""
+    `engine` tag) and one CPU (`cpu`), MeZO's seed-to-seed sd, and the paired test difference with its half-width."""
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
     both = sorted(set(mezo) & set(dizo))
-    engines = {s: (mezo[s]["tags"].get("engine"), dizo[s]["tags"].get("engine")) for s in both}
-    split = [s for s, (a, b) in engines.items() if a != b]
-    untagged = [s for s, (a, b) in engines.items() if a is None or b is None]
     test = interval(list(runs.metric(MEZO, names.TEST_SCORE).values()))
     diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
     half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
-    engine = (f"engine not recorded for seeds {untagged} (runs before the `engine` tag)" if untagged else
-              f"{len(split)} pair(s) ran on different engines: seeds {split}" if split else
-              "every pair ran on one engine (`engine` tag: the tree hash of `methods/`)")
     if not both:
         return [f"- paired seeds: none yet{f' of {planned} planned' if planned else ''}"]
-    return [f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; {engine}",
+    pairs = [(s, mezo[s], dizo[s]) for s in both]
+    return [f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; "
+            f"{_one_per_pair(pairs, 'engine', 'the tree hash of `methods/`')}; "
+            f"{_one_per_pair(pairs, 'cpu', 'its model and the instruction set torch used')}",
             f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points",
             (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
              f"paired sd {100 * diff.sd:.1f}")]

@@ -24,7 +24,7 @@ def record(row: str, seed: int, test: float, dev: list, steps: int = 650) -> dic
     study = f"leaderboard/offline/smollm2-135m/rt-polarity/{row}" + ("/final" if seed else "")
     return {"format": records.FORMAT, "run_id": f"{row}-{seed}", "status": "FINISHED", "start_time": seed,
             "tags": {"preset": "offline", "study": study, "trial": str(seed), "row": row, "task": "rt-polarity",
-                     "final": "true", "engine": "e1"},
+                     "final": "true", "engine": "e1", "cpu": "Xeon (AVX512)"},
             "params": {"seed": str(seed), "steps": str(steps), "eval_every": "50", "lr": "3e-05"},
             "summary": {names.TEST_SCORE: test, names.DEV_BEST: max(d for _, d in dev), names.WALL_S: 700.0,
                         names.DEV_BEST_STEP: 500},
@@ -38,10 +38,13 @@ def synthetic() -> list[dict]:
     paper effect, not equivalent); zero-shot 30 points below MeZO, n=3, where Table 4 has it 33.7 below: the claim
     read the paper's way, MeZO above zero-shot, and smaller (reproduced, smaller than claimed)."""
     out = [record("Zero-shot", seed, 0.50, [[0, 0.55]], steps=0) for seed in range(3)]
+    for rec in out:
+        del rec["tags"]["cpu"]  # runs from before the `cpu` tag
     for seed in range(5):
         j = JITTER[seed]
         out.append(record("MeZO", seed, 0.80 + j, curve(0.80 + j)))
         out.append(record("DiZO", seed, 0.825 + j + (0.002 if seed % 2 else -0.002), curve(0.82 + j, 300)))
+    out[-1]["tags"]["cpu"] = "EPYC (AVX512)"  # DiZO's seed 4 ran on another machine than MeZO's
     for seed in range(3):
         j = JITTER[seed]
         out.append(record("LOZO", seed, 0.80 + j + (0.003, -0.002, 0.001)[seed], curve(0.80 + j)))
@@ -89,7 +92,10 @@ def test_the_leaderboard_renders_from_committed_records_without_an_mlflow_store(
     assert "MeZO - Zero-shot +30.0 [+29.2, +30.9] points (n=3) lies above 0 and below the paper's +33.7" in page
     assert "DiZO - MeZO +2.5 [+2.2, +2.7] points (n=5) lies above 0 and holds the paper's +2.5" in page
     assert "FZOO - MeZO -4.0" in page and "lies below 0" in page
-    assert "paired seeds: 5 of 20 planned; every pair ran on one engine" in page
+    assert "paired seeds: 5 of 20 planned; every pair ran on one engine (" in page
+    assert "; 1 pair(s) ran on different values of cpu: seeds [4]\n" in page
+    assert "- on EPYC (AVX512): 1 runs, 0.19 h\n" in page  # 700 s
+    assert "- CPU not recorded (runs before the `cpu` tag): 3 runs, 0.58 h\n" in page
     fzoo = next(ln for ln in page.splitlines() if ln.startswith("| FZOO |")).split("|")
     assert [c.strip() for c in fzoo[8:12]] == ["9", "1.60", "1.45", "0.903"]  # perf: 650 steps x 5 s = 0.903 h
     assert (out / "leaderboard_pareto.png").stat().st_size > 1000 and (out / "leaderboard_dev_curves.png").is_file()
