@@ -150,6 +150,7 @@ class Recorder:
     def __init__(self, run_id: str, buffer: tracking.MetricBuffer, head: dict[str, Any], prior_s: float) -> None:
         self.run_id, self.buffer, self.head, self.prior_s = run_id, buffer, head, prior_s
         self.directory, self.warned, self.started = checkpoint.checkpoint_dir(run_id), False, time.time()
+        self.on_save: Callable[[str], None] | None = None  # told the run id after each checkpoint is written
 
     def wall_s(self) -> float:
         """The run's wall time, its earlier lives (before a resume) included."""
@@ -162,6 +163,8 @@ class Recorder:
         if size > WARN_BYTES and not self.warned:
             self.warned = True
             print(f"checkpoint: {size / 2**30:.1f} GiB at each evaluation in {self.directory}", file=sys.stderr)
+        if self.on_save is not None:
+            self.on_save(self.run_id)
 
 
 def open_run(cfg: RunConfig, prep: Prepared, run: Loaded, parent_run_id: str | None,
@@ -229,18 +232,20 @@ def close(cfg: RunConfig, prep: Prepared, run: Loaded, recorder: Recorder, resul
 def run(cfg: RunConfig, hp: Any, progress: bool = True, parent_run_id: str | None = None,
         extra_tags: dict[str, str] | None = None, on_metrics: OnMetrics | None = None,
         on_start: Callable[[str], None] | None = None, resume: str | None = None,
-        save_to: Path | None = None) -> RunResult:
+        save_to: Path | None = None, on_checkpoint: Callable[[str], None] | None = None) -> RunResult:
     """Train, evaluate and record one run in MLflow. Inputs are assumed validated (`build_run`).
     `on_start` gets the MLflow run id once the run exists; `on_metrics` sees every step's metrics after they
     are logged and may raise `Stopped` (pruning). `resume`: an MLflow run id to continue from its checkpoint,
     into the same run; refused while that run's process lives (`checkpoint.RunLock`). `save_to`: a
-    directory for the tested weights (`export.save_weights`)."""
+    directory for the tested weights (`export.save_weights`). `on_checkpoint` gets the run id after each
+    checkpoint is written (a study carries it with its journal: `benchmark.study.carry`)."""
     with contextlib.ExitStack() as held:
         if resume:
             held.enter_context(checkpoint.RunLock(resume))
         prep = prepare(cfg, hp, resume)
         loaded = load(cfg, hp, prep)
         recorder = open_run(cfg, prep, loaded, parent_run_id, extra_tags)
+        recorder.on_save = on_checkpoint
         if not resume:
             held.enter_context(checkpoint.RunLock(recorder.run_id))
         if on_start is not None:

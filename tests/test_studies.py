@@ -400,6 +400,71 @@ def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monke
     went_on(stopped, trials_by_study(store), "unit")
 
 
+def test_a_trial_cut_off_on_one_machine_resumes_on_the_next_from_its_carried_checkpoint(store, monkeypatch):
+    """A committed study's session ends at the first trial's step 1 (the checkpoint is carried beside the
+    journal); the next session's machine has a fresh MLflow store and no checkpoints, and its first start
+    finds the trial it took stale. The trial resumes from the carried checkpoint in a run made again in the
+    new store, and ends where an uninterrupted study ends, bit for bit."""
+    from mlflow import MlflowClient
+
+    from benchmark.core import records
+    from benchmark.interrupt import Interrupt, Interrupted
+    from benchmark.study import carry
+
+    experiment = dataclasses.replace(unit_experiment({"lr": ("1e-3",), "eps": ("1e-3",)}), records=True)
+    name = experiment.cells("smoke")[0].name
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/straight.db")
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "straight"))
+    study(experiment, "smoke", str(store.parent / "straight.journal"))
+    straight = {r["tags"]["trial"]: r for r in records.read(store.parent / "straight" / "unit")
+                if "/final" not in r["tags"]["study"]}["0"]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/first.db")
+    monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "records"))
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(store.parent / "first-checkpoints"))
+    checks = {"n": 0}
+
+    def check(self):  # calls: the worker's loop, the trial's step 0, its step 1
+        checks["n"] += 1
+        if checks["n"] == 3:
+            raise Interrupted
+
+    monkeypatch.setattr(Interrupt, "check", check)
+    with pytest.raises(KeyboardInterrupt):
+        study(experiment, "smoke", str(store))
+    monkeypatch.setattr(Interrupt, "check", lambda self: None)
+    stopped, waiting = trials_by_study(store)[name]
+    old_run = stopped.user_attrs["mlflow_run_id"]
+    assert waiting.state.name == "WAITING"
+    assert carry.exists("unit", old_run)
+    taken = optuna_load(store, name).ask()  # the next session takes the point again, then ends too (kill)
+    for key, value in {"worker": "old-machine:1", "heartbeat": time.time() - 3600, "mlflow_run_id": old_run}.items():
+        taken.set_user_attr(key, value)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/next.db")
+    monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(store.parent / "next-checkpoints"))
+    study(experiment, "smoke", str(store))
+    trials = assert_every_point_complete_once(experiment, "smoke", store)[name]
+    assert [(t.state.name, t.user_attrs.get("reason")) for t in trials[:2]] == [("FAIL", "interrupted"), ("FAIL", "stale")]
+    (resumed,) = [t for t in trials if t.state.name == "COMPLETE"]
+    new_run = resumed.user_attrs["mlflow_run_id"]
+    assert resumed.user_attrs[RESUME] == old_run != new_run
+    run = MlflowClient().get_run(new_run)
+    assert run.data.tags["carried_from"] == old_run and run.data.tags["carried_cpu"].endswith("(steps 0-1)")
+    assert [m.step for m in MlflowClient().get_metric_history(new_run, "train/loss")] == [1, 2, 3, 4]
+    assert run.data.metrics["perf/forward_passes"] == 8  # every step once, across both machines
+    (record,) = [r for r in records.read(store.parent / "records" / "unit") if "/final" not in r["tags"]["study"]]
+    assert record["run_id"] == new_run and record["summary"]["test/score"] == straight["summary"]["test/score"]
+    assert record["curves"] == straight["curves"]
+    assert not any((store.parent / "records" / "unit" / carry.FOLDER).iterdir())  # dropped once trials ended
+
+
+def optuna_load(journal, name: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=open_storage(str(journal)))
+
+
 def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a_record(store, monkeypatch, capsys):
     from benchmark.core import records
 

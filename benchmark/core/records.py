@@ -22,7 +22,7 @@ from benchmark.core.store import client
 FORMAT = "zo-bench-run-record/1"
 ROOT = "reports/results"  # from the repository root: committed with the code
 TAGS = ("experiment", "preset", "study", "trial", "row", "method", "task", "model", "final", "dtype", "device",
-        "cpu", "git_commit", "engine", "packages", "resumed")
+        "cpu", "git_commit", "engine", "packages", "resumed", "carried_from", "carried_cpu")
 CURVES = re.compile(r"^(eval/|train/loss$|dizo/|hizoo/|drift/)")  # step metrics kept whole; others: last value
 NAME = re.compile(r"^(search|final)-\d+\.json$")  # a record's file name (other JSON beside them is not read)
 DIGITS = 7  # significant digits kept of each curve value (float32 resolution; a record stays small)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from benchmark import checkpoint, tracking
+from benchmark.study import carry
 from benchmark.study.optuna_private import enqueued_point, set_trial_user_attr
 
 HEARTBEAT_S = 20.0
@@ -22,9 +23,10 @@ CLAIM_GRACE_S = 60.0  # a live worker stamps a trial milliseconds after taking i
 RESUME = "resume_mlflow_run_id"  # a re-enqueued trial's user attribute: the MLflow run it continues
 
 
-def requeue(study: Any, point: dict, run_id: str | None) -> None:
-    """Enqueue a point again; its next trial resumes MLflow run `run_id` where that run has a checkpoint."""
-    resumable = run_id is not None and checkpoint.exists(run_id)
+def requeue(study: Any, experiment: str, point: dict, run_id: str | None) -> None:
+    """Enqueue a point again; its next trial resumes MLflow run `run_id` where that run has a checkpoint,
+    here or carried beside the committed journal (`carry`)."""
+    resumable = run_id is not None and (checkpoint.exists(run_id) or carry.exists(experiment, run_id))
     study.enqueue_trial(point, user_attrs={RESUME: run_id} if resumable else None)
 
 
@@ -77,9 +79,9 @@ def _dead(trial: Any, host: str, now: float) -> bool:
     return now - trial.user_attrs.get("heartbeat", now) > STALE_S
 
 
-def reclaim_stale(study: Any, experiment_id: str) -> int:
+def reclaim_stale(study: Any, experiment: str, experiment_id: str) -> int:
     """FAIL (reason `stale`) and re-enqueue RUNNING trials whose worker is gone, ending their MLflow runs
-    (in experiment `experiment_id`) as KILLED; returns how many."""
+    (in experiment `experiment`, MLflow id `experiment_id`) as KILLED; returns how many."""
     from optuna.trial import TrialState
 
     host, now, reclaimed = socket.gethostname(), time.time(), 0
@@ -94,6 +96,6 @@ def reclaim_stale(study: Any, experiment_id: str) -> int:
                 tracking.terminate(run_id, "KILLED", reason="stale")
         set_trial_user_attr(study, trial, "reason", "stale")
         study.tell(trial.number, state=TrialState.FAIL)
-        requeue(study, enqueued_point(study, trial) or trial.params, recorded)
+        requeue(study, experiment, enqueued_point(study, trial) or trial.params, recorded)
         reclaimed += 1
     return reclaimed

@@ -46,7 +46,7 @@ def study(experiment: Experiment, preset: str, storage_url: str | None = None, w
             load(storage, search_name(cell), create=True).set_user_attr("trials", trials)
         for name in study_names(cell):
             if (existing := existing_study(storage, name)) is not None:
-                reclaim_stale(existing, experiment_id)
+                reclaim_stale(existing, experiment.name, experiment_id)
     if workers == 0:
         print(f"enqueued {len(cells)} studies in {storage_url}; start workers with: benchmark worker "
               f"{experiment.name} --storage {storage_url}")

@@ -13,6 +13,7 @@ from benchmark.experiments.base import Cell
 from benchmark.interrupt import Interrupt
 from benchmark.loop import Stopped
 from benchmark.runner import build_run, failure_reason, run, sample
+from benchmark.study import carry
 from benchmark.study.liveness import RESUME, Heartbeat, requeue
 from benchmark.study.optuna_private import enqueued_point
 from benchmark.study.storage import FINAL, existing_study, load
@@ -123,10 +124,17 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
     tags = {"preset": cell.preset, "study": study.study_name, "trial": str(trial.number), "row": cell.row.label,
             **({"final": "true"} if final else {})}
     resume = trial.user_attrs.get(RESUME)
+    if resume and not checkpoint.exists(resume) and cell.records and carry.exists(cell.experiment, resume):
+        carried, resume = resume, carry.restore(cell.experiment, resume, parent_run_id)
+        carry.save(cell.experiment, resume)  # carried under its new id at once: this machine may end too
+        carry.drop(cell.experiment, carried)
+        print(f"{study.study_name} trial {trial.number}: run {carried}, carried from another machine, "
+              f"resumes here as run {resume}")
     if resume and not checkpoint.exists(resume):  # e.g. reclaimed on a machine that cannot see the checkpoints
         print(f"{study.study_name} trial {trial.number}: no checkpoint of run {resume} here; starting afresh")
         resume = None
     mlflow_run = [resume]
+    carried_along = (lambda run_id: carry.save_or_say(cell.experiment, run_id)) if cell.records else None
 
     def started(run_id: str) -> None:
         mlflow_run[0] = run_id
@@ -143,22 +151,25 @@ def run_trial(study: Any, trial: Any, cell: Cell, parent_run_id: str, point: dic
     with Heartbeat(study, trial):
         try:
             result = run(cfg, hp, progress=False, parent_run_id=parent_run_id, extra_tags=tags, on_metrics=prune,
-                         on_start=started, resume=resume)
+                         on_start=started, resume=resume, on_checkpoint=carried_along)
         except Stopped as exc:
             trial.set_user_attr("reason", exc.reason)
             study.tell(trial, state=TrialState.PRUNED)
+            carry.drop(cell.experiment, mlflow_run[0])
             return Outcome("PRUNED", exc.reason, mlflow_run[0])
         except KeyboardInterrupt:
             trial.set_user_attr("reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL)
-            requeue(study, enqueued_point(study, trial) or point, mlflow_run[0])  # not the point's fault: go on
+            requeue(study, cell.experiment, enqueued_point(study, trial) or point, mlflow_run[0])  # go on
             raise
         except Exception as exc:  # the trial fails, the study goes on
             trial.set_user_attr("reason", failure_reason(exc))
             trial.set_user_attr("error", first_line(exc)[:500])  # the exception type when it has no message
             study.tell(trial, state=TrialState.FAIL)
+            carry.drop(cell.experiment, mlflow_run[0])
             return Outcome("FAIL", failure_reason(exc), mlflow_run[0])
     trial.set_user_attr("test_score", result.test)
     study.tell(trial, result.dev_best)
+    carry.drop(cell.experiment, mlflow_run[0])
     return Outcome("COMPLETE", run_id=mlflow_run[0])
 
