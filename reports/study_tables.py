@@ -93,11 +93,13 @@ def _one_per_pair(pairs: list[tuple[int, dict, dict]], tag: str, what: str) -> s
 
 
 def cpu_lines(recs: list[dict]) -> list[str]:
-    """The runs' hours per CPU (`cpu` tag): a study resumed on another machine mixes CPUs, and its times
-    only compare within one."""
+    """The runs' hours per CPU (`cpu` tag; a run carried to another machine mid-way, `carried_cpu`, counts
+    under both): a study resumed on another machine mixes CPUs, and its times only compare within one."""
     by_cpu: dict[str, list[dict]] = {}
     for rec in recs:
-        where = f"on {rec['tags']['cpu']}" if "cpu" in rec["tags"] else "CPU not recorded (runs before the `cpu` tag)"
+        tags = rec["tags"]
+        where = "CPU not recorded (runs before the `cpu` tag)" if "cpu" not in tags else \
+            f"on {tags['carried_cpu']}, then {tags['cpu']}" if "carried_cpu" in tags else f"on {tags['cpu']}"
         by_cpu.setdefault(where, []).append(rec)
     return [f"- {cpu}: {len(group)} runs, {sum(r['summary'].get(names.WALL_S, 0) for r in group) / 3600:.2f} h"
             for cpu, group in sorted(by_cpu.items())]
@@ -114,9 +116,9 @@ def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
     if not both:
         return [f"- paired seeds: none yet{f' of {planned} planned' if planned else ''}"]
     pairs = [(s, mezo[s], dizo[s]) for s in both]
-    return [f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; "
-            f"{_one_per_pair(pairs, 'engine', 'the tree hash of `methods/`')}; "
-            f"{_one_per_pair(pairs, 'cpu', 'its model and the instruction set torch used')}",
+    return [(f"- paired seeds: {len(both)}{f' of {planned} planned' if planned else ''}; "
+             f"{_one_per_pair(pairs, 'engine', 'the tree hash of `methods/`')}; "
+             f"{_one_per_pair(pairs, 'cpu', 'its model and the instruction set torch used')}"),
             f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points",
             (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
              f"paired sd {100 * diff.sd:.1f}")]

@@ -45,6 +45,7 @@ def synthetic() -> list[dict]:
         out.append(record("MeZO", seed, 0.80 + j, curve(0.80 + j)))
         out.append(record("DiZO", seed, 0.825 + j + (0.002 if seed % 2 else -0.002), curve(0.82 + j, 300)))
     out[-1]["tags"]["cpu"] = "EPYC (AVX512)"  # DiZO's seed 4 ran on another machine than MeZO's
+    out[-2]["tags"]["carried_cpu"] = "Xeon (AVX512) (steps 0-300)"  # MeZO's, carried there mid-way
     for seed in range(3):
         j = JITTER[seed]
         out.append(record("LOZO", seed, 0.80 + j + (0.003, -0.002, 0.001)[seed], curve(0.80 + j)))
@@ -95,6 +96,7 @@ def test_the_leaderboard_renders_from_committed_records_without_an_mlflow_store(
     assert "paired seeds: 5 of 20 planned; every pair ran on one engine (" in page
     assert "; 1 pair(s) ran on different values of cpu: seeds [4]\n" in page
     assert "- on EPYC (AVX512): 1 runs, 0.19 h\n" in page  # 700 s
+    assert "- on Xeon (AVX512) (steps 0-300), then Xeon (AVX512): 1 runs, 0.19 h\n" in page
     assert "- CPU not recorded (runs before the `cpu` tag): 3 runs, 0.58 h\n" in page
     fzoo = next(ln for ln in page.splitlines() if ln.startswith("| FZOO |")).split("|")
     assert [c.strip() for c in fzoo[8:12]] == ["9", "1.60", "1.45", "0.903"]  # perf: 650 steps x 5 s = 0.903 h
