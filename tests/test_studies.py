@@ -367,11 +367,8 @@ def test_each_cell_takes_the_step_budget_its_method_declares():
     assert trial_config(zero_shot, {})[0].steps == 0
 
 
-def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monkeypatch):
-    """Ctrl-C after the first trial's step 1: the trial fails `interrupted`, its point comes back as a new
-    trial that continues the same MLflow run from step 1 (the checkpoint written on the spot)."""
-    from mlflow import MlflowClient
-
+def ctrl_c_at_the_first_trials_step_1(experiment: Experiment, journal, monkeypatch) -> None:
+    """Run the study with Ctrl-C arriving at its first trial's step 1 (the checkpoint is written on the spot)."""
     from benchmark.interrupt import Interrupt, Interrupted
 
     checks = {"n": 0}
@@ -382,10 +379,19 @@ def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monke
             raise Interrupted
 
     monkeypatch.setattr(Interrupt, "check", check)
-    experiment = unit_experiment({"lr": ("1e-3",), "eps": ("1e-3",)})
     with pytest.raises(KeyboardInterrupt):
-        study(experiment, "smoke", str(store))
+        study(experiment, "smoke", str(journal))
     monkeypatch.setattr(Interrupt, "check", lambda self: None)
+
+
+def test_an_interrupted_trial_resumes_its_run_from_where_it_stopped(store, monkeypatch):
+    """Ctrl-C after the first trial's step 1: the trial fails `interrupted`, its point comes back as a new
+    trial that continues the same MLflow run from step 1 (the checkpoint written on the spot)."""
+    from mlflow import MlflowClient
+
+
+    experiment = unit_experiment({"lr": ("1e-3",), "eps": ("1e-3",)})
+    ctrl_c_at_the_first_trials_step_1(experiment, store, monkeypatch)
     study(experiment, "smoke", str(store))
     (name, trials), = [(n, ts) for n, ts in trials_by_study(store).items() if "/final" not in n]
     stopped, resumed = trials
@@ -408,7 +414,6 @@ def test_a_trial_cut_off_on_one_machine_resumes_on_the_next_from_its_carried_che
     from mlflow import MlflowClient
 
     from benchmark.core import records
-    from benchmark.interrupt import Interrupt, Interrupted
     from benchmark.study import carry
 
     experiment = dataclasses.replace(unit_experiment({"lr": ("1e-3",), "eps": ("1e-3",)}), records=True)
@@ -422,24 +427,12 @@ def test_a_trial_cut_off_on_one_machine_resumes_on_the_next_from_its_carried_che
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/first.db")
     monkeypatch.setenv("BENCHMARK_RECORDS", str(store.parent / "records"))
     monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(store.parent / "first-checkpoints"))
-    checks = {"n": 0}
-
-    def check(self):  # calls: the worker's loop, the trial's step 0, its step 1
-        checks["n"] += 1
-        if checks["n"] == 3:
-            raise Interrupted
-
-    monkeypatch.setattr(Interrupt, "check", check)
-    with pytest.raises(KeyboardInterrupt):
-        study(experiment, "smoke", str(store))
-    monkeypatch.setattr(Interrupt, "check", lambda self: None)
+    ctrl_c_at_the_first_trials_step_1(experiment, store, monkeypatch)
     stopped, waiting = trials_by_study(store)[name]
     old_run = stopped.user_attrs["mlflow_run_id"]
     assert waiting.state.name == "WAITING"
     assert carry.exists("unit", old_run)
-    taken = optuna_load(store, name).ask()  # the next session takes the point again, then ends too (kill)
-    for key, value in {"worker": "old-machine:1", "heartbeat": time.time() - 3600, "mlflow_run_id": old_run}.items():
-        taken.set_user_attr(key, value)
+    taken_by_a_dead_worker_elsewhere(store, name, old_run)  # the next session takes the point again, then ends
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/next.db")
     monkeypatch.setenv("BENCHMARK_CHECKPOINTS", str(store.parent / "next-checkpoints"))
@@ -459,10 +452,6 @@ def test_a_trial_cut_off_on_one_machine_resumes_on_the_next_from_its_carried_che
     assert not any((store.parent / "records" / "unit" / carry.FOLDER).iterdir())  # dropped once trials ended
 
 
-def optuna_load(journal, name: str):
-    import optuna
-
-    return optuna.load_study(study_name=name, storage=open_storage(str(journal)))
 
 
 def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a_record(store, monkeypatch, capsys):
@@ -495,10 +484,23 @@ def test_a_tuned_by_row_runs_its_source_rows_best_point_and_every_trial_leaves_a
     assert len(logged) == 2 and all("'eps': '1e-2'" in line for line in logged)  # what ran, not the borrowed point
 
 
-def optuna_best_point(journal, name: str) -> dict:
+def optuna_load(journal, name: str):
     import optuna
 
-    return optuna.load_study(study_name=name, storage=open_storage(str(journal))).user_attrs["best_point"]
+    return optuna.load_study(study_name=name, storage=open_storage(str(journal)))
+
+
+def optuna_best_point(journal, name: str) -> dict:
+    return optuna_load(journal, name).user_attrs["best_point"]
+
+
+def taken_by_a_dead_worker_elsewhere(journal, name: str, run_id: str):
+    """The study's next waiting trial, taken by a worker on another host that recorded MLflow run `run_id`
+    and then died an hour ago (no heartbeat since): what a session cut off mid-trial leaves in the journal."""
+    trial = optuna_load(journal, name).ask()
+    for key, value in {"worker": "old-machine:1", "heartbeat": time.time() - 3600, "mlflow_run_id": run_id}.items():
+        trial.set_user_attr(key, value)
+    return trial
 
 
 def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypatch):
@@ -520,13 +522,9 @@ def test_a_study_journal_carried_to_a_fresh_mlflow_store_goes_on(store, monkeypa
     with pytest.raises(KeyboardInterrupt):
         study(experiment, "smoke", str(store))
     monkeypatch.setattr(runner, "train", real)
-    import optuna
-
     name = experiment.cells("smoke")[0].name
     (old_run,) = [r.info.run_id for r in mlflow_runs("unit") if r.data.tags.get("trial") == "0"]
-    left = optuna.load_study(study_name=name, storage=open_storage(str(store))).ask()  # the requeued point
-    for key, value in {"worker": "old-machine:1", "heartbeat": time.time() - 3600, "mlflow_run_id": old_run}.items():
-        left.set_user_attr(key, value)
+    left = taken_by_a_dead_worker_elsewhere(store, name, old_run)  # the requeued point
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store.parent}/fresh.db")
     study(experiment, "smoke", str(store))
     trials = assert_every_point_complete_once(experiment, "smoke", store)
