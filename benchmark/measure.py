@@ -29,6 +29,12 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
+def hardware_name(device: torch.device) -> str:
+    """What a timing was measured on: the GPU's name, or on CPU `cpu_name()` (a bare "cpu" says nothing
+    about a number that doubles between an AMX Xeon and an AVX-512 EPYC)."""
+    return device_name(device) if device.type == "cuda" else cpu_name()
+
+
 def cpu_name() -> str:
     """The host CPU's model name and the instruction set torch's kernels use on it (the `cpu` tag): CPUs
     differ in speed and in bf16 support, so a number is quoted with the CPU that gave it."""

@@ -152,7 +152,8 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
              "where the paper has the row (the paper's claim), and against "
              f"+-{100 * MARGIN:.0f} points for equivalence. Steps to MeZO's target: to 99% of the same seed's MeZO "
              "best dev (not reached: one evaluation past the last). Forwards, step / its forwards, peak / inference "
-             "and train h (the run's steps at the measured s/step) come from `benchmark perf` on a quiet machine.")
+             "and train h (the run's steps at the measured s/step) come from `benchmark perf` on a quiet machine"
+             + (f" ({len(runs.perf)} repeats; hardware: {runs.perf_hardware()})." if runs.perf else "."))
     out = [f"# Leaderboard ({preset})", "", intro, "", table(found), "", "## Verdicts, with the numbers", ""]
     out += [f"- {ln.label}: **{ln.verdict.word}**: {ln.verdict.reason}" for ln in found if ln.verdict is not None]
     out += ["", "## MeZO and DiZO, paired", ""] + pair_lines(runs, len(experiment.PAIRED_SEEDS))

@@ -33,6 +33,10 @@ class Runs:
     def seeds(self, row: str) -> dict[int, dict]:
         return self.finals.get(row, {})
 
+    def perf_hardware(self) -> str:
+        """What the perf repeats ran on (each row's `hardware`; repeats older than that field: "not recorded")."""
+        return ", ".join(sorted({row.get("hardware", "not recorded") for rep in self.perf for row in rep.values()}))
+
     def metric(self, row: str, key: str) -> dict[int, float]:
         return {s: r["summary"][key] for s, r in self.seeds(row).items() if r["summary"].get(key) is not None}
 

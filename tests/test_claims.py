@@ -148,6 +148,7 @@ def test_the_report_renders_from_committed_records_without_an_mlflow_store(commi
     assert ("the steps DiZO saves +40.0 [+40.0, +40.0] % of MeZO's steps (n=5) lies above 0 and below the paper's "
             "+48.2: **reproduced, smaller than claimed**") in page  # Table 10: DiZO takes 51.8% of MeZO's iterations
     assert "SST-2, OPT-2.7B: 7.5 vs 6.8 GB (FT 45.4); 3.05 vs 3.28 it/s (0.93x)" in page  # Table 10, read from its csv
+    assert "n = repeats of `benchmark perf` (3 committed; hardware: not recorded)" in page  # from before `hardware`
     assert "SST-2: DiZO 92.2, DiZO no re-init 88.6, DiZO no clipping 90.9 (Table C.2" in page
     assert "holds 0 and the paper's +3.6: **inconclusive**" in page  # C4's no re-init: Table C.2's SST-2 cost
     figures = ("claims_dev_curves", "claims_steps_to_target", "claims_drift")

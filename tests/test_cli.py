@@ -131,6 +131,8 @@ def test_run_records_the_mlflow_contract(tmp_path):
 def test_perf_json_reports_every_field(tmp_path):
     import json
 
+    from benchmark.measure import cpu_name
+
     proc = bench("perf", "--model", "tiny-random-llama", "--methods", "mezo-reference", "mezo", "dizo",
                  "--steps", "1", "--batch-size", "4", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -147,6 +149,7 @@ def test_perf_json_reports_every_field(tmp_path):
         assert row["peak_vs_mezo"] == pytest.approx(row["peak_memory_gb"] / rows["mezo"]["peak_memory_gb"])
     assert rows["mezo"]["speedup_vs_reference"] == pytest.approx(rows["mezo-reference"]["step_s"] / rows["mezo"]["step_s"])
     assert rows["dizo"]["steps_per_s"] < 1 / rows["dizo"]["step_s"]  # the projection, amortised, is in its rate
+    assert {row["hardware"] for row in rows.values()} == {cpu_name()}  # the CPU's name and ISA, not a bare "cpu"
 
 
 def test_show_task_prints_rendered_prompts_candidates_and_gold(tmp_path):

@@ -24,7 +24,7 @@ import torch
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, parse_set_args, validate
-from benchmark.measure import MemoryMonitor, Stopwatch, device_name
+from benchmark.measure import MemoryMonitor, Stopwatch, hardware_name
 from benchmark.models import check_model_name, load_model, model_kind, resolve_device, resolve_precision
 from benchmark.scoring import BatchLoss, Encoder
 from methods.mezo_reference import ReferenceMeZO
@@ -116,7 +116,7 @@ def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtyp
             row["projection_overhead"] = projection_s / (trainer.projection_passes() * forward_s)
             step_s += projection_s / hp.projection_interval  # amortised over the interval
     row.update({"steps_per_s": 1 / step_s, "peak_memory_gb": memory.peak_gb, "avg_memory_gb": memory.avg_gb,
-                "inference_peak_gb": inference.peak_gb})
+                "inference_peak_gb": inference.peak_gb, "hardware": hardware_name(device)})
     return row
 
 
@@ -151,7 +151,7 @@ def main(args: argparse.Namespace) -> None:
         print(json.dumps(results, indent=2))
         return
     sets = "".join(f" | {k}={v}" for k, v in args.set.items())
-    print(f"model {args.model} | {device_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
+    print(f"model {args.model} | {hardware_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
           f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
     print(f"{'method':16s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
           f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s} {'state':>6s}")

@@ -9,7 +9,7 @@ import statistics
 
 import torch
 
-from benchmark.measure import Stopwatch, device_name
+from benchmark.measure import Stopwatch, hardware_name
 from methods.zo.directions import Directions
 from methods.zo.generators import GENERATORS
 
@@ -48,7 +48,7 @@ def measure(device: torch.device, threads: int, generator: str, numel: int, repe
 def main(device: torch.device, numel: int = NUMEL, repeats: int = REPEATS) -> list[dict]:
     counts = [1] if device.type == "cuda" else sorted({1, torch.get_num_threads()})
     rows = [{"generator": g, "threads": t, **measure(device, t, g, numel, repeats)} for t in counts for g in GENERATORS]
-    print(f"z per value (ns), {numel:,} fp32 values | {device_name(device)} | median of {repeats}")
+    print(f"z per value (ns), {numel:,} fp32 values | {hardware_name(device)} | median of {repeats}")
     print(f"{'generator':14s} {'threads':>7s} {'draw':>7s} {'pair':>7s} {'axpy':>7s}")
     for r in rows:
         print(f"{r['generator']:14s} {r['threads']:7d} {r['draw']:7.3f} {r['pair']:7.3f} {r['axpy']:7.3f}")
