@@ -4,8 +4,9 @@ records (`reports/results/leaderboard/`), with how large each difference from Me
 Per row: test accuracy (mean and 95% t interval over seeds), the difference from MeZO paired by seed (the
 same seed gives every row the same data order) with its interval and sized verdict (`reports.stats.sized`:
 against 0, against the paper's effect where Table 4 gives one on SST-2, and equivalence within +-MARGIN),
-the area under the dev curve, the steps to MeZO's target and the hours they take, and what a step costs: forwards per step, step
-time over those forwards' time, peak memory over inference's and the hours the run's steps take, all from
+the area under the dev curve, the steps to MeZO's target and the hours they take, and what a step costs:
+forwards per step, step time over those forwards' time, peak memory over inference's and the hours the
+run's steps take, all from
 the `benchmark perf --json` repeats committed beside the records (each method alone on a quiet machine;
 the study's own runs share the machine with another worker). Figures: `reports.leaderboard_figures`.
 """
@@ -115,7 +116,8 @@ def line(runs: Runs, label: str, method: str) -> Line:
                       if method in rep and rep[method].get("inference_peak_gb")])
     return Line(label, method, chosen_point(runs, label, method), interval(list(test.values())), diff, verdict,
                 interval(areas), interval([t for t, _ in targets.values()]),
-                f"{sum(ok for _, ok in targets.values())}/{len(targets)}", target_h, forwards.mean if forwards.n else None,
+                f"{sum(ok for _, ok in targets.values())}/{len(targets)}", target_h,
+                forwards.mean if forwards.n else None,
                 perf_of(runs, method, "step_over_forwards"), ratio, perf_of(runs, method, "peak_memory_gb"), hours)
 
 
@@ -139,7 +141,8 @@ def table(found: list[Line]) -> str:
         diff = "(baseline)" if ln.label == MEZO else ln.diff.show(100, 1) if ln.diff.n else "-"
         word = ln.verdict.word if ln.verdict else "none: one pair" if ln.diff.n == 1 else ""
         out.append(f"| {ln.label} | {ln.point} | {_iv(ln.test)} | {diff} | {word} | {_iv(ln.area)} | "
-                   f"{_iv(ln.target, 1, 0) + f' ({ln.reached})' if ln.target.n else '-'} | {_iv(ln.target_h, 1, 3)} | {'-' if ln.forwards is None else f'{ln.forwards:g}'} | "
+                   f"{_iv(ln.target, 1, 0) + f' ({ln.reached})' if ln.target.n else '-'} | {_iv(ln.target_h, 1, 3)} | "
+                   f"{'-' if ln.forwards is None else f'{ln.forwards:g}'} | "
                    f"{_mean(ln.step_over_forwards)} | {_mean(ln.memory)} | {_mean(ln.train_h, 3)} |")
     return "\n".join(out)
 
@@ -153,9 +156,9 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
              "below MeZO: zero-shot) (`reports.stats.sized`): that interval against 0, against Table 4's SST-2 gap "
              "where the paper has the row (the paper's claim), and against "
              f"+-{100 * MARGIN:.0f} points for equivalence. Steps to MeZO's target: to 99% of the same seed's MeZO "
-             "best dev (not reached: one evaluation past the last); h to MeZO's target: those steps at the row's measured "
-             "s/step, the one cost that compares a ZO step of 9 forwards, one of 2 and a first-order step (a forward "
-             "and a backward) fairly. Forwards, step / its forwards, peak / inference "
+             "best dev (not reached: one evaluation past the last); h to MeZO's target: those steps at the row's "
+             "measured s/step, the one cost that compares a ZO step of 9 forwards, one of 2 and a first-order "
+             "step (a forward and a backward) fairly. Forwards, step / its forwards, peak / inference "
              "and train h (the run's steps at the measured s/step) come from `benchmark perf` on a quiet machine"
              + (f" ({len(runs.perf)} repeats; hardware: {runs.perf_hardware()})." if runs.perf else "."))
     out = [f"# Leaderboard ({preset})", "", intro, "", table(found), "", "## Verdicts, with the numbers", ""]
