@@ -116,7 +116,8 @@ def sized(iv: Interval, claimed: float | None = None, margin: float | None = Non
     if iv.hi < 0:
         return Sized(REVERSED, f"{shown} lies below 0")
     if margin is not None and -margin < iv.lo and iv.hi < margin:
-        return Sized(f"equivalent within +-{margin * scale:.1f}", f"{shown} lies inside +-{margin * scale:.1f}")
+        beside = "" if claimed is None else f" and {'holds' if iv.lo <= claimed <= iv.hi else 'excludes'} {paper}"
+        return Sized(f"equivalent within +-{margin * scale:.1f}", f"{shown} lies inside +-{margin * scale:.1f}{beside}")
     if claimed is not None and not iv.lo <= claimed <= iv.hi:
         return Sized(SMALLER, f"{shown} holds 0 and excludes {paper}")
     return Sized(INCONCLUSIVE, f"{shown} holds 0" + (f" and {paper}" if claimed is not None else ""))

@@ -350,7 +350,9 @@ def iv(lo: float, hi: float, n: int = 5) -> stats.Interval:
     (iv(0.005, 0.02), 0.056, None, stats.SMALLER_REPRODUCED, "lies above 0 and below the paper's +5.6"),
     (iv(-0.019, 0.021), 0.056, None, stats.SMALLER, "+0.1 [-1.9, +2.1] points (n=5) holds 0 and excludes the paper's +5.6"),
     (iv(-0.04, -0.01), 0.056, None, stats.REVERSED, "lies below 0"),
-    (iv(-0.01, 0.015), 0.056, 0.02, "equivalent within +-2.0", "lies inside +-2.0"),
+    (iv(-0.01, 0.015), 0.056, 0.02, "equivalent within +-2.0", "lies inside +-2.0 and excludes the paper's +5.6"),
+    (iv(-0.01, 0.015), 0.008, 0.02, "equivalent within +-2.0", "lies inside +-2.0 and holds the paper's +0.8"),
+    (iv(-0.01, 0.015), None, 0.02, "equivalent within +-2.0", "(n=5) lies inside +-2.0"),
     (iv(-0.01, 0.025), 0.056, 0.02, stats.SMALLER, "excludes"),  # wider than the margin: not equivalent
     (iv(-0.02, 0.07), 0.056, None, stats.INCONCLUSIVE, "holds 0 and the paper's +5.6"),
     (iv(-0.02, 0.07), None, None, stats.INCONCLUSIVE, "holds 0"),
