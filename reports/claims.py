@@ -304,8 +304,8 @@ def c5(runs: Runs) -> Finding:
     ours = [f"peak memory DiZO / MeZO: {vs_mezo.show(1, 3)} (claim: below {MEMORY_AS_MEZO}; {parts[0]})",
             f"peak memory DiZO / FT: {vs_ft.show(1, 3)} (claim: below {MEMORY_FAR_BELOW_FT}; {parts[1]})",
             f"steps/s DiZO / MeZO, projection amortised: {speed.show(1, 3)} (claim: above {THROUGHPUT}; {parts[2]})",
-            f"n = repeats of `benchmark perf` ({len(runs.perf)} committed; hardware: {runs.perf_hardware()})" if runs.perf else
-            f"not measured yet: `{PERF_COMMAND}`"]
+            f"n = repeats of `benchmark perf` ({len(runs.perf)} committed; hardware: {runs.perf_hardware()})"
+            if runs.perf else f"not measured yet: `{PERF_COMMAND}`"]
     return Finding("C5", "DiZO's memory is MeZO's, far below FT's; its throughput is at least 0.9x MeZO's (Table 10)",
                    f"SST-2, OPT-2.7B: {dizo['peak_memory_gb']:g} vs {mezo['peak_memory_gb']:g} GB (FT "
                    f"{table10_sst2('FT')['peak_memory_gb']:g}); {dizo['throughput_it_s']:g} vs "

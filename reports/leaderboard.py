@@ -6,9 +6,9 @@ same seed gives every row the same data order) with its interval and sized verdi
 against 0, against the paper's effect where Table 4 gives one on SST-2, and equivalence within +-MARGIN),
 the area under the dev curve, the steps to MeZO's target and the hours they take, and what a step costs:
 forwards per step, step time over those forwards' time, peak memory over inference's and the hours the
-run's steps take, all from
-the `benchmark perf --json` repeats committed beside the records (each method alone on a quiet machine;
-the study's own runs share the machine with another worker). Figures: `reports.leaderboard_figures`.
+run's steps take, all from the `benchmark perf --json` repeats committed beside the records (each method
+alone on a quiet machine; the study's own runs share the machine with another worker). Figures:
+`reports.leaderboard_figures`.
 """
 from __future__ import annotations
 
@@ -85,12 +85,12 @@ class Line:
     area: Interval
     target: Interval
     reached: str
-    target_h: Interval  # those steps at perf's seconds per step: the time to MeZO's target, fair across rows
+    target_h: Interval  # those steps at perf's steps_per_s: the time to MeZO's target, fair across rows
     forwards: float | None
     step_over_forwards: Interval
     memory: Interval  # peak over inference
     peak_gb: Interval
-    train_h: Interval  # the run's steps at perf's seconds per step (1 / steps_per_s: DiZO's projection amortised)
+    train_h: Interval  # the run's steps at perf's steps_per_s (DiZO's projection amortised)
 
 
 def chosen_point(runs: Runs, label: str, method: str) -> str:
@@ -108,9 +108,9 @@ def line(runs: Runs, label: str, method: str) -> Line:
     targets = {s: steps_to(rec, target_of(mezo[s])) for s, rec in runs.seeds(label).items()
                if s in mezo and int(rec["params"]["steps"]) > 0}
     steps = [int(rec["params"]["steps"]) for rec in runs.seeds(label).values()]
-    step_s = interval([1 / rep[method]["steps_per_s"] for rep in runs.perf if method in rep])  # projection amortised
-    hours = interval([step_s.mean * steps[0] / 3600]) if steps and step_s.n else Interval(math.nan, math.nan, math.nan, 0)
-    target_h = interval([step_s.mean * t / 3600 for t, _ in targets.values()] if step_s.n else [])
+    rate = perf_of(runs, method, "steps_per_s")  # DiZO's projection amortised; hours as the claims report counts them
+    hours = interval([steps[0] / rate.mean / 3600]) if steps and rate.n else Interval(math.nan, math.nan, math.nan, 0)
+    target_h = interval([t / rate.mean / 3600 for t, _ in targets.values()] if rate.n else [])
     forwards = perf_of(runs, method, "forward_passes")
     ratio = interval([rep[method]["peak_memory_gb"] / rep[method]["inference_peak_gb"] for rep in runs.perf
                       if method in rep and rep[method].get("inference_peak_gb")])

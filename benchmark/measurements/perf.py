@@ -151,8 +151,8 @@ def main(args: argparse.Namespace) -> None:
         print(json.dumps(results, indent=2))
         return
     sets = "".join(f" | {k}={v}" for k, v in args.set.items())
-    print(f"model {args.model} | {hardware_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | median of "
-          f"{args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
+    print(f"model {args.model} | {hardware_name(device)} | {args.dtype}{sets} | batch {args.batch_size} | "
+          f"median of {args.steps} steps after {WARMUP} warm-up | {time.time() - started:.0f}s")
     print(f"{'method':16s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
           f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s} {'state':>6s}")
     for m, r in results.items():
