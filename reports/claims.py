@@ -65,11 +65,8 @@ def perf_rates(runs: Runs) -> dict[str, float]:
     """Mean steps/s per method over the committed `benchmark perf` repeats (DiZO's with its projection
     amortised): each method alone on a quiet machine, so a ratio of hours compares the methods, not the
     load beside whichever trial ran when."""
-    found: dict[str, list[float]] = {}
-    for rep in runs.perf:
-        for method, row in rep.items():
-            found.setdefault(method, []).append(row["steps_per_s"])
-    return {method: sum(v) / len(v) for method, v in found.items()}
+    found = {method: runs.perf_values(method, "steps_per_s") for rep in runs.perf for method in rep}
+    return {method: sum(v) / len(v) for method, v in found.items() if v}
 
 
 def dev_at(rec: dict, step: int) -> float | None:

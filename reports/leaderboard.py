@@ -71,7 +71,7 @@ def auc(rec: dict) -> float | None:
 
 def perf_of(runs: Runs, method: str, key: str) -> Interval:
     """One `benchmark perf` measure of a method over the committed repeats."""
-    return interval([rep[method][key] for rep in runs.perf if method in rep and rep[method].get(key) is not None])
+    return interval(runs.perf_values(method, key))
 
 
 @dataclass

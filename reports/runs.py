@@ -37,6 +37,11 @@ class Runs:
         """What the perf repeats ran on (each row's `hardware`; repeats older than that field: "not recorded")."""
         return ", ".join(sorted({row.get("hardware", "not recorded") for rep in self.perf for row in rep.values()}))
 
+    def perf_values(self, method: str, key: str) -> list[float]:
+        """One `benchmark perf` measure of a method, one value per committed repeat that has it: the one reader
+        of the repeats, so the leaderboard and the claims report count hours from the same numbers."""
+        return [rep[method][key] for rep in self.perf if method in rep and rep[method].get(key) is not None]
+
     def metric(self, row: str, key: str) -> dict[int, float]:
         return {s: r["summary"][key] for s, r in self.seeds(row).items() if r["summary"].get(key) is not None}
 
