@@ -45,32 +45,40 @@ def spread_labels(points: list[tuple[float, float]], near: float, gap: float) ->
 
 def pareto(found: list[Line], folder: Path) -> list[Path]:
     """Test accuracy (mean, 95% interval as a bar) against peak memory and against the hours the run's steps
-    take at `benchmark perf`'s rate; the front joined by a line and its rows named in bold."""
-    axes_of = (("peak memory, GB (benchmark perf)", lambda ln: ln.peak_gb.mean),
-               ("training hours for the run's steps (benchmark perf's s/step)", lambda ln: ln.train_h.mean))
+    take at `benchmark perf`'s rate (a log axis: FZOO's hour would crowd the others' tenths into a corner);
+    the front joined by a line and its rows named in bold, each name on a white ground so no bar strikes
+    it through, and the legend below the panels where it hides no point."""
+    axes_of = (("peak memory, GB (benchmark perf)", lambda ln: ln.peak_gb.mean, "linear"),
+               ("training hours for the run's steps (benchmark perf's s/step; log scale)", lambda ln: ln.train_h.mean,
+                "log"))
     drawn = [ln for ln in found if ln.test.n and ln.peak_gb.n]
     if not drawn:
         return []
     fig, axes = _pyplot().subplots(1, 2, figsize=(13, 5))
-    for ax, (xlabel, cost) in zip(axes, axes_of):
-        shown = [ln for ln in drawn if not math.isnan(cost(ln))]
+    for ax, (xlabel, cost, scale) in zip(axes, axes_of):
+        shown = [ln for ln in drawn if not math.isnan(cost(ln)) and (scale == "linear" or cost(ln) > 0)]
         points = [(cost(ln), ln.test.mean) for ln in shown]
         on_front = front(points)
+        ax.set_xscale(scale)
         xs, ys = [x for x, _ in points], [100 * y for _, y in points]
         for i, ln in enumerate(shown):
             err = [[100 * (ln.test.mean - ln.test.lo)], [100 * (ln.test.hi - ln.test.mean)]] if ln.test.n > 1 else None
             ax.errorbar(xs[i], ys[i], yerr=err, fmt="o", color="tab:red" if i in on_front else "tab:gray", capsize=3,
                         markersize=5)
-        width, height = (hi - lo for lo, hi in (ax.get_xlim(), ax.get_ylim()))  # a 7-point label's size, roughly
-        heights = spread_labels(list(zip(xs, ys)), near=0.1 * width, gap=0.03 * height)
-        for i, ln in enumerate(shown):
-            ax.annotate(ln.label, (xs[i], ys[i]), xytext=(xs[i] + 0.015 * width, heights[i]),
-                        fontsize=7, va="center", fontweight="bold" if i in on_front else "normal",
-                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if heights[i] != ys[i] else None)
         ax.plot([points[i][0] for i in on_front], [100 * points[i][1] for i in on_front], "-", color="tab:red",
                 alpha=0.6, label="Pareto front (less cost, more accuracy)")
+        to_axis = math.log10 if scale == "log" else float  # where a label's width is even: the axis's own scale
+        lo, hi = (to_axis(v) for v in ax.get_xlim())
+        width, height = hi - lo, ax.get_ylim()[1] - ax.get_ylim()[0]  # a 7-point label's size, roughly
+        heights = spread_labels([(to_axis(x), y) for x, y in zip(xs, ys)], near=0.1 * width, gap=0.03 * height)
+        for i, ln in enumerate(shown):
+            right = to_axis(xs[i]) + 0.015 * width
+            ax.annotate(ln.label, (xs[i], ys[i]), xytext=(10 ** right if scale == "log" else right, heights[i]),
+                        fontsize=7, va="center", fontweight="bold" if i in on_front else "normal", zorder=4,
+                        bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+                        arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5} if heights[i] != ys[i] else None)
         ax.set(xlabel=xlabel, ylabel="test accuracy, % (mean, 95% interval over seeds)")
-        ax.legend(fontsize=7, loc="lower right")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, -0.04), fontsize=8)
     fig.suptitle("rt-polarity, SmolLM2-135M: accuracy against what it costs")
     return _save(fig, folder, "leaderboard_pareto")
 
