@@ -114,7 +114,7 @@ def sized(iv: Interval, claimed: float | None = None, margin: float | None = Non
                                                             and iv.lo <= claimed else
                                                             f", above {paper}" if claimed is not None else ""))
     if iv.hi < 0:
-        return Sized(REVERSED, f"{shown} lies below 0")
+        return Sized(REVERSED, f"{shown} lies below 0" + (f", against {paper}" if claimed is not None else ""))
     if margin is not None and -margin < iv.lo and iv.hi < margin:
         beside = "" if claimed is None else f" and {'holds' if iv.lo <= claimed <= iv.hi else 'excludes'} {paper}"
         return Sized(f"equivalent within +-{margin * scale:.1f}", f"{shown} lies inside +-{margin * scale:.1f}{beside}")

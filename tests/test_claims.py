@@ -349,7 +349,7 @@ def iv(lo: float, hi: float, n: int = 5) -> stats.Interval:
     (iv(0.03, 0.08), None, None, stats.REPRODUCED, "+5.5 [+3.0, +8.0] points (n=5) lies above 0"),
     (iv(0.005, 0.02), 0.056, None, stats.SMALLER_REPRODUCED, "lies above 0 and below the paper's +5.6"),
     (iv(-0.019, 0.021), 0.056, None, stats.SMALLER, "+0.1 [-1.9, +2.1] points (n=5) holds 0 and excludes the paper's +5.6"),
-    (iv(-0.04, -0.01), 0.056, None, stats.REVERSED, "lies below 0"),
+    (iv(-0.04, -0.01), 0.056, None, stats.REVERSED, "lies below 0, against the paper's +5.6"),
     (iv(-0.01, 0.015), 0.056, 0.02, "equivalent within +-2.0", "lies inside +-2.0 and excludes the paper's +5.6"),
     (iv(-0.01, 0.015), 0.008, 0.02, "equivalent within +-2.0", "lies inside +-2.0 and holds the paper's +0.8"),
     (iv(-0.01, 0.015), None, 0.02, "equivalent within +-2.0", "(n=5) lies inside +-2.0"),
@@ -361,6 +361,7 @@ def iv(lo: float, hi: float, n: int = 5) -> stats.Interval:
 def test_a_sized_verdict_names_the_numbers_that_decided_it(interval_, claimed, margin, word, says):
     v = stats.sized(interval_, claimed, margin, what="DiZO - MeZO")
     assert v.word == word and says in v.reason and v.reason.startswith("DiZO - MeZO")
+    assert ("paper" in v.reason) == (claimed is not None and interval_.n > 1)  # the paper named where it decided
 
 
 def test_a_label_changed_in_its_row_reaches_every_report(tmp_path, monkeypatch):
