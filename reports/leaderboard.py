@@ -25,8 +25,8 @@ from reports.stats import Interval, Sized, interval, paired, sized
 from reports.study_tables import pair_lines, point, search_table, steps_to, target_of, wall_lines
 
 EXPERIMENT = "leaderboard"
-MEZO = names.BASELINE_ROW
-MARGIN = 0.02  # "equivalent within +-2 points": the half-width the MeZO/DiZO pairs aim at; no finer claim holds
+MEZO, DIZO = names.BASELINE_ROW, names.DIZO_ROW
+MARGIN = experiment.PAIR_HALF_WIDTH  # "equivalent within +-2 points": the half-width the pairs aim at; no finer claim holds
 HOW = "; two workers side by side, one thread each"  # how the study ran its trials
 PAPER_NAMES = {"MeZO-LoRA": "MeZO LoRA"}  # a row's name in Table 4 where it differs from its label
 PERF_COMMANDS = ("benchmark perf --model smollm2-135m --methods {zo} --steps 5 --json > "
@@ -147,6 +147,28 @@ def table(found: list[Line]) -> str:
     return "\n".join(out)
 
 
+def stop_line(runs: Runs) -> str:
+    """Where the MeZO/DiZO pairs stand against the stopping rule stated before they ran (the experiment's
+    MIN_PAIRS, PAIR_HALF_WIDTH): once every other row has its seeds, stop at a paired half-width within the
+    aim with at least MIN_PAIRS pairs; else go on to every planned seed."""
+    rule = (f"- stopping rule (stated before the pairs ran): once every other row is final, the pairs stop at a "
+            f"half-width of at most {100 * MARGIN:.0f} points with at least {experiment.MIN_PAIRS} pairs, else run "
+            f"all {len(experiment.PAIRED_SEEDS)}: ")
+    pending = [row.label for row in experiment.ROWS
+               if row.seeds is None and len(runs.seeds(row.label)) < len(experiment.SEEDS)]
+    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
+    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.inf
+    if pending:
+        return rule + f"not yet ({', '.join(pending)} not final)"
+    if diff.n < experiment.MIN_PAIRS:
+        return rule + f"not yet ({diff.n} pairs)"
+    if half > MARGIN:
+        return rule + f"not met (half-width {100 * half:.1f} at {diff.n} pairs): the pairs go on"
+    left = [s for s in experiment.PAIRED_SEEDS if s not in runs.seeds(MEZO) or s not in runs.seeds(DIZO)]
+    return rule + (f"met at {diff.n} pairs (half-width {100 * half:.1f})"
+                   + (f": seeds {left[0]}-{left[-1]} are not run" if left else ""))
+
+
 def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
     found = lines(runs)
     intro = ("Every method family on rt-polarity with SmolLM2-135M (CPU, bf16-mixed), each row's point chosen on "
@@ -163,7 +185,7 @@ def page(runs: Runs, preset: str, figures: list[Path], folder: Path) -> str:
              + (f" ({len(runs.perf)} repeats; hardware: {runs.perf_hardware()})." if runs.perf else "."))
     out = [f"# Leaderboard ({preset})", "", intro, "", table(found), "", "## Verdicts, with the numbers", ""]
     out += [f"- {ln.label}: **{ln.verdict.word}**: {ln.verdict.reason}" for ln in found if ln.verdict is not None]
-    out += ["", "## MeZO and DiZO, paired", ""] + pair_lines(runs, len(experiment.PAIRED_SEEDS))
+    out += ["", "## MeZO and DiZO, paired", ""] + pair_lines(runs, len(experiment.PAIRED_SEEDS)) + [stop_line(runs)]
     if not runs.perf:
         zo = " ".join(m for _, m in rows() if m not in ("zero-shot", "ft", "lora"))
         out += ["", f"No `benchmark perf` repeats committed: `{PERF_COMMANDS.format(zo=zo, fo='ft lora')}`"]

@@ -95,6 +95,7 @@ def test_the_leaderboard_renders_from_committed_records_without_an_mlflow_store(
     assert "FZOO - MeZO -4.0" in page and "lies below 0" in page
     assert "paired seeds: 5 of 20 planned; every pair ran on one engine (" in page
     assert "; 1 pair(s) ran on different values of cpu: seeds [4]\n" in page
+    assert "else run all 20: not yet (FT, LoRA, LOZO-M, Forward-Grad," in page  # rows with no records yet
     assert "- on EPYC (AVX512): 1 runs, 0.19 h\n" in page  # 700 s
     assert "- on Xeon (AVX512) (steps 0-300), then Xeon (AVX512): 1 runs, 0.19 h\n" in page
     assert "- CPU not recorded (runs before the `cpu` tag): 3 runs, 0.58 h\n" in page
@@ -212,3 +213,26 @@ def test_the_machines_hours_count_runs_side_by_side_once():
     recs = [run(0, 3600), run(1800, 3600), run(600, 600), run(10_000, 1800)]
     assert study_tables.busy_hours(recs) == pytest.approx(1.5 + 0.5)
     assert study_tables.busy_hours([]) == 0.0
+
+
+def test_the_pairs_stop_by_the_rule_stated_before_they_ran(monkeypatch):
+    """Every other row final, then >= 10 pairs with half-width <= 2 points: met; a wider spread or a row
+    still running: the pairs go on. Paired differences 1 +- 0.5 points over 10 seeds: sd 0.527, half-width
+    t(0.975, 9) 2.262 x 0.527 / sqrt(10) = 0.38 points; 1 +- 5 points: 3.77."""
+    from reports.runs import Runs
+    monkeypatch.setattr(experiment, "ROWS", tuple(r for r in experiment.ROWS if r.label in ("MeZO", "DiZO", "FT")))
+
+    def runs(spread: float, ft_seeds: int) -> Runs:
+        out = Runs()
+        for seed in range(10):
+            mezo = 0.76 + JITTER[seed % 5]
+            out.finals.setdefault("MeZO", {})[seed] = record("MeZO", seed, mezo, curve(0.78))
+            out.finals.setdefault("DiZO", {})[seed] = record("DiZO", seed, mezo + 0.01 + spread * (-1) ** seed,
+                                                             curve(0.78))
+        for seed in range(ft_seeds):
+            out.finals.setdefault("FT", {})[seed] = record("FT", seed, 0.88, curve(0.88))
+        return out
+
+    assert leaderboard.stop_line(runs(0.005, 3)).endswith("met at 10 pairs (half-width 0.4): seeds 10-19 are not run")
+    assert leaderboard.stop_line(runs(0.05, 3)).endswith("not met (half-width 3.8 at 10 pairs): the pairs go on")
+    assert leaderboard.stop_line(runs(0.005, 2)).endswith("not yet (FT not final)")

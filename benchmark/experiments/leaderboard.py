@@ -39,6 +39,7 @@ from benchmark.experiments.registry import register_experiment
 
 SEEDS = (0, 1, 2)
 PAIRED_SEEDS = tuple(range(20))
+MIN_PAIRS, PAIR_HALF_WIDTH = 10, 0.02  # the pairs' stopping rule (module docstring); the report reads it
 EPS = ("1e-3",)
 
 
