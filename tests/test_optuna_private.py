@@ -41,7 +41,7 @@ def test_set_trial_user_attr_works_on_live_and_frozen_trials(study):
     assert study.get_trials(deepcopy=False)[0].user_attrs == {"heartbeat": 1.5, "reason": "stale"}
 
 
-def test_next_waiting_point_is_what_the_next_pop_takes_and_takes_nothing(study):
+def test_next_waiting_point_is_what_the_next_pop_takes_lowest_seed_first_and_takes_nothing(study):
     assert optuna_private.next_waiting_point(study) is None
     for seed in (3, 1, 2):
         study.enqueue_trial({"lr": "1e-3", "seed": seed})
@@ -51,4 +51,18 @@ def test_next_waiting_point_is_what_the_next_pop_takes_and_takes_nothing(study):
         trial = optuna_private.pop_waiting_trial(study)
         assert optuna_private.enqueued_point(study, trial) == point
         seen.append(point["seed"])
-    assert seen == [3, 1, 2]  # the queue's order, whatever the seeds
+    assert seen == [1, 2, 3]  # lowest seed first, whatever the order they were enqueued in
+
+
+def test_a_seed_put_back_in_the_queue_runs_before_later_seeds(study):
+    """An interrupted final trial is re-enqueued at the queue's end; it must not wait behind the later seeds
+    (a pair's lagging member would run after the next pair: seen in the leaderboard study, DiZO's seed 9
+    queued behind seed 10)."""
+    for seed in (1, 2, 3):
+        study.enqueue_trial({"lr": "1e-3", "seed": seed})
+    first = optuna_private.pop_waiting_trial(study)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({"lr": "1e-3", "seed": 1})  # what an interruption does
+    assert optuna_private.next_waiting_point(study)["seed"] == 1
+    assert optuna_private.enqueued_point(study, optuna_private.pop_waiting_trial(study))["seed"] == 1
+    assert [optuna_private.next_waiting_point(study)["seed"]] == [2]

@@ -558,3 +558,24 @@ def test_the_demo_study_runs_what_make_demo_runs():
         point, = cells[args.method].points()
         assert trial_config(cells[args.method], point) == build_run(args.method, args.task, parse_set_args(args.set),
                                                       model=args.model, steps=args.steps, experiment=args.experiment)
+
+
+def test_the_pairs_round_takes_the_cell_whose_next_seed_is_lowest(tmp_path):
+    """MeZO's seed 10 done, DiZO's seed 9 put back after an interruption: DiZO's 9 runs before either row's
+    next seed (the rows' order would run MeZO's 11 first, leaving the pair open for a whole trial)."""
+    import math
+    from types import SimpleNamespace
+
+    import optuna
+
+    from benchmark.study.storage import open_storage
+    from benchmark.study.workers import next_seed
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    for name, seeds in (("MeZO", (11, 12)), ("DiZO", (11, 12, 9))):
+        study = optuna.create_study(study_name=f"{name}/final", storage=storage)
+        for seed in seeds:
+            study.enqueue_trial({"lr": "3e-5", "seed": seed})
+    cells = [SimpleNamespace(name=n) for n in ("MeZO", "DiZO", "FT")]  # FT: no final study yet
+    assert [next_seed(storage, c) for c in cells] == [11, 9, math.inf]
+    assert [c.name for c in sorted(cells, key=lambda c: next_seed(storage, c))] == ["DiZO", "MeZO", "FT"]

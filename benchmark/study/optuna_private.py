@@ -11,14 +11,29 @@ from typing import Any
 FIXED_PARAMS = "fixed_params"  # the system attribute `Study.enqueue_trial` stores the enqueued point under
 
 
+def _waiting(study: Any) -> list[Any]:
+    """The WAITING trials, lowest seed first (the queue's order among equal seeds): a seed put back after an
+    interruption keeps its place before later seeds, so a pair's lagging member runs before the next pair.
+    Optuna's own `Study._pop_waiting_trial_id` takes them in trial-number order, the re-queued seed last."""
+    from optuna.trial import TrialState
+
+    waiting = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    return sorted(waiting, key=lambda t: int(t.system_attrs.get(FIXED_PARAMS, {}).get("seed", 0)))
+
+
 def pop_waiting_trial(study: Any) -> Any | None:
-    """Atomically take one WAITING trial (the storage's compare-and-set) as a `Trial`, or None when
-    there is none. Public `Study.ask` would create a fresh sampled trial when the queue is empty; a
-    grid must not grow."""
+    """Atomically take one WAITING trial (the storage's compare-and-set, as `Study._pop_waiting_trial_id`
+    does), lowest seed first, as a `Trial`, or None when there is none. Public `Study.ask` would create a
+    fresh sampled trial when the queue is empty; a grid must not grow."""
     import optuna
 
-    trial_id = study._pop_waiting_trial_id()
-    return None if trial_id is None else optuna.trial.Trial(study, trial_id)
+    for frozen in _waiting(study):
+        try:
+            if study._storage.set_trial_state_values(frozen._trial_id, state=optuna.trial.TrialState.RUNNING):
+                return optuna.trial.Trial(study, frozen._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker took and finished it meanwhile
+            continue
+    return None
 
 
 def set_trial_user_attr(study: Any, trial: Any, key: str, value: Any) -> None:
@@ -36,8 +51,6 @@ def enqueued_point(study: Any, trial: Any) -> dict:
 
 def next_waiting_point(study: Any) -> dict | None:
     """The point (and seed) `pop_waiting_trial` would take next, without taking it (no public call
-    peeks at the queue): `Study._pop_waiting_trial_id` takes the first WAITING trial the storage lists."""
-    from optuna.trial import TrialState
-
-    waiting = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    peeks at the queue)."""
+    waiting = _waiting(study)
     return waiting[0].system_attrs.get(FIXED_PARAMS, {}) if waiting else None

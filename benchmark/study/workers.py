@@ -2,6 +2,7 @@
 nothing is left; `benchmark study` spawns them locally, `benchmark worker` joins from anywhere."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -80,6 +81,14 @@ def _hours(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
+def next_seed(storage: Any, cell: Cell) -> float:
+    """The seed of the cell's next waiting final trial (inf: none): the pairs' round takes the lowest first,
+    so a pair whose member was interrupted is completed before either row starts the next seed."""
+    study = existing_study(storage, final_name(cell))
+    point = next_waiting_point(study) if study is not None else None
+    return math.inf if point is None else int(point.get("seed", 0))
+
+
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left, one
     trial per cell in turn: a study stopped anywhere has its runs spread over every row (each row's first
@@ -93,7 +102,8 @@ def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     with Interrupt() as interrupt:
 
         def one_round(extra: bool) -> list[Cell]:  # the cells that ran a trial this round
-            return [c for c in cells if _one_trial(storage, c, counts, interrupt, log, progress, waiting, extra)]
+            order = sorted(cells, key=lambda c: next_seed(storage, c)) if extra else cells  # pairs in seed order
+            return [c for c in order if _one_trial(storage, c, counts, interrupt, log, progress, waiting, extra)]
 
         while one_round(extra=False) or one_round(extra=True):
             pass
