@@ -29,8 +29,13 @@ from tests.helpers import BENCH, bench
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    """A private MLflow store and journal for the test, for in-process and subprocess use alike."""
+    """A private MLflow store and journal for the test, for in-process and subprocess use alike (the URI set
+    in-process too: an earlier test's `mlflow.set_tracking_uri` in the same xdist worker outranks the
+    environment, and `MlflowClient()` then looked for this test's runs in that test's store)."""
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)
     return tmp_path / "study.journal"
 
