@@ -65,7 +65,7 @@ def perf_rates(runs: Runs) -> dict[str, float]:
     """Mean steps/s per method over the committed `benchmark perf` repeats (DiZO's with its projection
     amortised): each method alone on a quiet machine, so a ratio of hours compares the methods, not the
     load beside whichever trial ran when."""
-    found = {method: runs.perf_values(method, "steps_per_s") for rep in runs.perf for method in rep}
+    found = {method: runs.perf_values(method, "steps_per_s") for method in {m for rep in runs.perf for m in rep}}
     return {method: sum(v) / len(v) for method, v in found.items() if v}
 
 

@@ -22,7 +22,7 @@ from reports import paper
 from reports import runs as runs_view
 from reports.runs import Runs
 from reports.stats import Interval, Sized, interval, paired, sized
-from reports.study_tables import pair_lines, point, search_table, steps_to, target_of, wall_lines
+from reports.study_tables import pair_diff, pair_lines, point, search_table, steps_to, target_of, wall_lines
 
 EXPERIMENT = "leaderboard"
 MEZO, DIZO = names.BASELINE_ROW, names.DIZO_ROW
@@ -156,16 +156,15 @@ def stop_line(runs: Runs) -> str:
             f"all {len(experiment.PAIRED_SEEDS)}: ")
     pending = [row.label for row in experiment.ROWS
                if row.seeds is None and len(runs.seeds(row.label)) < len(experiment.SEEDS)]
-    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
-    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.inf
+    diff = pair_diff(runs)
     if pending:
         return rule + f"not yet ({', '.join(pending)} not final)"
     if diff.n < experiment.MIN_PAIRS:
         return rule + f"not yet ({diff.n} pairs)"
-    if half > MARGIN:
-        return rule + f"not met (half-width {100 * half:.1f} at {diff.n} pairs): the pairs go on"
+    if diff.half_width > MARGIN:
+        return rule + f"not met (half-width {100 * diff.half_width:.1f} at {diff.n} pairs): the pairs go on"
     left = [s for s in experiment.PAIRED_SEEDS if s not in runs.seeds(MEZO) or s not in runs.seeds(DIZO)]
-    return rule + (f"met at {diff.n} pairs (half-width {100 * half:.1f})"
+    return rule + (f"met at {diff.n} pairs (half-width {100 * diff.half_width:.1f})"
                    + (f": seeds {left[0]}-{left[-1]} are not run" if left else ""))
 
 

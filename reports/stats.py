@@ -31,6 +31,11 @@ class Interval:
             return f"{self.mean * scale:.{digits}f} (n=1, no interval)"
         return f"{self.mean * scale:.{digits}f} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}] (n={self.n})"
 
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width, the precision a study aims at (nan: one value has no interval)."""
+        return (self.hi - self.lo) / 2 if self.n > 1 else math.nan
+
     def negated(self) -> Interval:
         """The interval of minus the quantity: b - a from a - b."""
         return Interval(-self.mean, -self.hi, -self.lo, self.n, self.sd)

@@ -9,7 +9,7 @@ import math
 from benchmark.core import names, records
 from reports import convergence
 from reports.runs import Runs
-from reports.stats import interval, paired
+from reports.stats import Interval, interval, paired
 
 MEZO, DIZO = names.BASELINE_ROW, names.DIZO_ROW
 GRID_KEYS = ("lr", "eps", "projection_interval", "clip_range", "hessian_smooth", "batch_size")
@@ -105,14 +105,18 @@ def cpu_lines(recs: list[dict]) -> list[str]:
             for cpu, group in sorted(by_cpu.items())]
 
 
+def pair_diff(runs: Runs) -> Interval:
+    """DiZO - MeZO test accuracy, paired by seed: what the pairs' stopping rule and their lines read."""
+    return paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))[0]
+
+
 def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
     """The MeZO/DiZO pairs: how many (of `planned`), whether both members of each ran one engine (the
     `engine` tag) and one CPU (`cpu`), MeZO's seed-to-seed sd, and the paired test difference with its half-width."""
     mezo, dizo = runs.seeds(MEZO), runs.seeds(DIZO)
     both = sorted(set(mezo) & set(dizo))
     test = interval(list(runs.metric(MEZO, names.TEST_SCORE).values()))
-    diff, _ = paired(runs.metric(DIZO, names.TEST_SCORE), runs.metric(MEZO, names.TEST_SCORE))
-    half = (diff.hi - diff.lo) / 2 if diff.n > 1 else math.nan
+    diff = pair_diff(runs)
     if not both:
         return [f"- paired seeds: none yet{f' of {planned} planned' if planned else ''}"]
     pairs = [(s, mezo[s], dizo[s]) for s in both]
@@ -120,5 +124,5 @@ def pair_lines(runs: Runs, planned: int | None = None) -> list[str]:
              f"{_one_per_pair(pairs, 'engine', 'the tree hash of `methods/`')}; "
              f"{_one_per_pair(pairs, 'cpu', 'its model and the instruction set torch used')}"),
             f"- MeZO's test accuracy over {test.n} seeds: sd {100 * test.sd:.1f} points",
-            (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * half:.1f} (aim: at most 2), "
+            (f"- DiZO - MeZO, test: {diff.show(100, 1)} points; half-width {100 * diff.half_width:.1f} (aim: at most 2), "
              f"paired sd {100 * diff.sd:.1f}")]

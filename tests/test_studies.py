@@ -574,7 +574,7 @@ def test_the_pairs_round_takes_the_cell_whose_next_seed_is_lowest(tmp_path):
     import optuna
 
     from benchmark.study.storage import open_storage
-    from benchmark.study.workers import next_seed
+    from benchmark.study.workers import next_seed, seed_order
 
     storage = open_storage(str(tmp_path / "s.journal"))
     for name, seeds in (("MeZO", (11, 12)), ("DiZO", (11, 12, 9))):
@@ -583,4 +583,4 @@ def test_the_pairs_round_takes_the_cell_whose_next_seed_is_lowest(tmp_path):
             study.enqueue_trial({"lr": "3e-5", "seed": seed})
     cells = [SimpleNamespace(name=n) for n in ("MeZO", "DiZO", "FT")]  # FT: no final study yet
     assert [next_seed(storage, c) for c in cells] == [11, 9, math.inf]
-    assert [c.name for c in sorted(cells, key=lambda c: next_seed(storage, c))] == ["DiZO", "MeZO", "FT"]
+    assert [c.name for c in seed_order(storage, cells)] == ["DiZO", "MeZO", "FT"]

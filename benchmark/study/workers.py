@@ -89,6 +89,11 @@ def next_seed(storage: Any, cell: Cell) -> float:
     return math.inf if point is None else int(point.get("seed", 0))
 
 
+def seed_order(storage: Any, cells: list[Cell]) -> list[Cell]:
+    """The cells by their next waiting final seed, the rows' order among equals (`next_seed`)."""
+    return sorted(cells, key=lambda c: next_seed(storage, c))
+
+
 def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     """Run every cell's pending trials (grid queue, free-search budget, finals) until none is left, one
     trial per cell in turn: a study stopped anywhere has its runs spread over every row (each row's first
@@ -102,7 +107,7 @@ def drain(storage: Any, cells: list[Cell], log=print) -> dict[str, int]:
     with Interrupt() as interrupt:
 
         def one_round(extra: bool) -> list[Cell]:  # the cells that ran a trial this round
-            order = sorted(cells, key=lambda c: next_seed(storage, c)) if extra else cells  # pairs in seed order
+            order = seed_order(storage, cells) if extra else cells  # the pairs in seed order
             return [c for c in order if _one_trial(storage, c, counts, interrupt, log, progress, waiting, extra)]
 
         while one_round(extra=False) or one_round(extra=True):
