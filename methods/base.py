@@ -45,6 +45,7 @@ class Method(Protocol):
     trains: ClassVar[bool]  # False: no step runs (zero-shot); the run scores the weights it was given
     projects: ClassVar[bool]  # a periodic projection besides the steps (DiZO): implements `Projecting`
     replays: ClassVar[bool]  # a step's update is a function of its `record` (a seed and a few scalars: ZO): `replay`
+    toy: ClassVar[dict[str, str]]  # (training methods) settings under which the tests' toy runs visibly learn
 
     def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
         """Take the model to train in place, the learning-rate schedule, the run's seed."""
@@ -52,9 +53,13 @@ class Method(Protocol):
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         """One optimisation step on `loss_fn`'s batch; `fresh` supplies extra batches (DiZO's projection)."""
 
-    def forwards(self) -> int:
+    def forwards(self) -> float:
         """Forward passes one step takes, a projection's aside (each copy of a stacked batch counts one; a
-        forward-mode pass counts one): what `StepResult.forward_passes` reports and `benchmark perf` divides by."""
+        forward-mode pass counts one): what `StepResult.forward_passes` reports and `benchmark perf` divides by;
+        for a method whose steps differ (`cycle` > 1), their mean over a cycle."""
+
+    def cycle(self) -> int:
+        """Steps after which the per-step work repeats (1 but for MeZO-SVRG: its anchor period q)."""
 
     def state_copies(self) -> float:
         """What the method holds across steps besides the trained weights, in copies of them (Adam's moments:
@@ -90,6 +95,11 @@ class Declared:
     `class MeZO(Declared, first_order=False, trains=True, projects=False, replays=True)`. A subclass
     inherits its parent's flags and names only those it changes (`class DiZO(MeZO, projects=True)`); a
     class that leaves one undeclared, or names one that is not a flag, is refused where it is defined."""
+
+    toy: ClassVar[dict[str, str]] = {}
+
+    def cycle(self) -> int:
+        return 1
 
     def __init_subclass__(cls, **flags: bool) -> None:
         unknown = sorted(set(flags) - set(FLAGS))

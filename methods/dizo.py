@@ -40,7 +40,6 @@ moving the weights). theta0 is kept only for the projected weights, in pinned ho
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -141,6 +140,7 @@ class DiZO(MeZO, projects=True):
     """MeZO steps plus a periodic, learned per-layer rescaling of theta - theta0 (Algorithm 1)."""
 
     Hparams = DiZOHparams
+    toy = {"lr": "2e-3", "projection_interval": "20"}
 
     def __init__(self, hp: DiZOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
@@ -180,7 +180,7 @@ class DiZO(MeZO, projects=True):
     def replay(self, step: int, record: dict[str, Any]) -> None:
         """The MeZO step, then the round's outcome (float64 gamma and ratios, exact in the log) as the run
         settled it: the search's forwards are not redone."""
-        super().replay(step, record)
+        self.descend(step, record)
         if "projection" in record:
             round_ = record["projection"]
             self.settle(torch.tensor(round_["gamma"], dtype=torch.float64),
@@ -201,17 +201,11 @@ class DiZO(MeZO, projects=True):
     def _losses(self, loss_fn: LossFn, *ratios: torch.Tensor | None) -> list[float]:
         """The batch's loss with the projected layers at each ratio vector (None: as they are), in one
         stacked forward (`dual_forward`) or one forward each."""
-        if not (self.hp.dual_forward and self.engine.fits(len(ratios))):
-            out = []
-            for r in ratios:
-                with contextlib.nullcontext() if r is None else self._projected(r):
-                    out.append(loss_fn.copies(1).item())
-            return out
-        def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
-            return [self.engine.params[i][rows] if r is None else self._lerp(self.slot[i], r, rows) for r in ratios]
+        def make(i: int, rows: slice, dtype: torch.dtype | None, which) -> list[torch.Tensor]:
+            return [self.engine.params[i][rows] if ratios[k] is None else self._lerp(self.slot[i], ratios[k], rows)
+                    for k in which]
 
-        with self.engine.stacked(len(ratios), make, indices=self.slot):
-            return loss_fn.copies(len(ratios)).tolist()
+        return self.score(loss_fn, len(ratios), make, self.hp.dual_forward, indices=self.slot)
 
     def norms(self) -> torch.Tensor:
         """ts = ||theta - theta0|| per projected layer (float64 on CPU: L scalars)."""
@@ -272,12 +266,12 @@ class DiZO(MeZO, projects=True):
         else:
             old = dict(self.gains)
             self.gains.update({i: float(r) for (_, i), r in zip(self.layers, ratios)})
-            self.undo.append(partial(self._set_gains, old))
+            self.log(partial(self._set_gains, old))
         if self.hp.projection_base == "previous":
             old_base = [b.clone() for b in self.base]
             for k, (_, i) in enumerate(self.layers):
                 self.base[k].copy_(self.engine.params[i].detach())
-            self.undo.append(partial(self._set_base, old_base))
+            self.log(partial(self._set_base, old_base))
 
     def round_diagnostics(self, gamma: torch.Tensor, ts: torch.Tensor) -> dict[str, float]:
         """What shows the search searching: the ratios' spread and the share stuck on a clip bound."""
@@ -299,7 +293,7 @@ class DiZO(MeZO, projects=True):
     def _apply(self, ratios: torch.Tensor) -> None:
         for k, (_, i) in enumerate(self.layers):
             self.engine.params[i].copy_(self._lerp(k, ratios))
-        self.undo.append(partial(self._unapply, ratios))
+        self.log(partial(self._unapply, ratios))
 
     @torch.no_grad()
     def _unapply(self, ratios: torch.Tensor) -> None:
@@ -315,4 +309,4 @@ class DiZO(MeZO, projects=True):
             self.base[k].copy_(b)
 
 
-register_method("dizo-lora")(with_lora(DiZO, lr=1e-4, eps=1e-2))
+register_method("dizo-lora")(with_lora(DiZO, "1e-1", lr=1e-4, eps=1e-2))

@@ -4,8 +4,8 @@ ZO-Bench/ZO-LLM `zo-bench/trainer.py`, `forward_grad_step` + `forward_grad_updat
 One forward-mode pass (`torch.func.jvp`) gives the loss and its exact directional derivative along a Gaussian
 v, d = grad f . v; the update is theta <- theta - lr (d v + wd theta), the decay skipping biases and layer
 norms (`"bias" not in n and "layer_norm" not in n and "layernorm" not in n`), at a constant learning rate.
-So the step is MeZO's update with d in place of the finite difference (`descend`, `replay` and the undo log
-are MeZO's): a seed log replays it the same way.
+So the step is MeZO's update with d in place of the finite difference (the base's `update` and undo log): a
+seed log replays it the same way.
 
 Memory, honestly: v is materialised for every trained parameter (one copy of them; MeZO never stores z),
 and the forward-mode pass carries a tangent beside every activation, about twice a forward's activations
@@ -32,11 +32,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from benchmark.core import names
-from methods.base import Fresh, LossFn, StepResult
+from methods.base import Fresh, LossFn
 from methods.lora import with_lora
-from methods.mezo import MeZO, ZOHparams
 from methods.registry import register_method
-from methods.zo import mix
+from methods.zo.method import ZOHparams, ZOMethod
 
 
 @dataclass
@@ -57,10 +56,12 @@ class _Loss(nn.Module):
 
 
 @register_method("forward-grad")
-class ForwardGrad(MeZO):
+class ForwardGrad(ZOMethod):
     """Exact directional derivative along a Gaussian v by one forward-mode pass; steps -lr d v."""
 
     Hparams = ForwardGradHparams
+    record_keys = ("seed", "grad", "lr")
+    toy = {"lr": "2e-3"}
 
     def directional(self, seed: int, loss_fn: LossFn) -> tuple[float, float]:
         """(loss, grad f . v(seed)) in one forward-mode pass."""
@@ -75,16 +76,18 @@ class ForwardGrad(MeZO):
             loss, derivative = torch.func.jvp(loss_at, tuple(p.detach() for p in engine.params), tangents)
         return loss.item(), derivative.item()
 
-    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
-        seed = mix(self.seed, step)
+    def estimate(self, step: int, seed: int, loss_fn: LossFn, fresh: Fresh | None) -> tuple[dict, float, dict]:
         loss, derivative = self.directional(seed, loss_fn)
         record: dict[str, Any] = {"seed": seed, "grad": derivative, "lr": self.hp.lr * self.schedule(step)}
-        self.descend(record)
-        return StepResult(loss=loss, forward_passes=self.forwards(), metrics={names.PROJECTED_GRAD: derivative},
-                          record=record)
+        return record, loss, {names.PROJECTED_GRAD: derivative}
+
+    def descend(self, step: int, record: dict[str, Any]) -> None:
+        """theta <- (1 - lr wd) theta - lr d v(seed): MeZO's update."""
+        lr = record["lr"]
+        self.update(record["seed"], lr * record["grad"], lr * self.hp.weight_decay)
 
     def forwards(self) -> int:
         return 1  # one forward-mode pass (v, one copy of the weights, lives only during it)
 
 
-register_method("forward-grad-lora")(with_lora(ForwardGrad, lr=1e-4))
+register_method("forward-grad-lora")(with_lora(ForwardGrad, "1e-1", lr=1e-4))

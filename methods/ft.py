@@ -24,6 +24,7 @@ class FT(Declared, first_order=True, trains=True, projects=False, replays=False)
     """Updates every parameter with AdamW through backprop (paper: batch 8, lr 1e-5 or 5e-5)."""
 
     Hparams = FTHparams
+    toy = {"lr": "1e-3"}
 
     def __init__(self, hp: FTHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
         self.hp = hp
@@ -70,4 +71,4 @@ class FT(Declared, first_order=True, trains=True, projects=False, replays=False)
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-register_method("lora")(with_lora(FT, lr=1e-4))
+register_method("lora")(with_lora(FT, "1e-2", lr=1e-4))

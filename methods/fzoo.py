@@ -30,11 +30,11 @@ from typing import Any
 import torch
 
 from benchmark.core.settings import param, positive
-from methods.base import Fresh, LossFn, StepResult
+from methods.base import Fresh, LossFn
 from methods.lora import with_lora
-from methods.mezo import MeZO, ZOHparams
 from methods.registry import register_method
 from methods.zo import mix
+from methods.zo.method import ZOHparams, ZOMethod
 
 
 @dataclass
@@ -47,65 +47,53 @@ class FZOOHparams(ZOHparams):
 
 
 @register_method("fzoo")
-class FZOO(MeZO):
+class FZOO(ZOMethod):
     """N one-sided Rademacher probes a step, each probe's step normalised by the spread of their losses."""
 
     Hparams = FZOOHparams
     record_keys = ("seed", "grads", "lr")
+    toy = {"lr": "1e-3", "probes": "4"}
 
     def seeds(self, seed: int) -> list[int]:
         return [mix(seed, k) for k in range(self.hp.probes)]
 
-    def _scored(self, seeds: list[int], center: bool) -> Any:
-        """Forwards inside run on the stacked copies [theta,] theta + eps r(seeds[0]), ..."""
+    def losses(self, seeds: list[int], loss_fn: LossFn) -> list[float]:
+        """[f(theta), f(theta + eps r_1), ..., f(theta + eps r_N)]: stacked (`stacked`) or one forward each."""
         engine, eps = self.engine, self.hp.eps
 
-        def make(i: int, rows: slice, dtype: torch.dtype | None) -> list[torch.Tensor]:
-            out = [engine.params[i][rows]] if center else []
-            for s in seeds:
+        def make(i: int, rows: slice, dtype: torch.dtype | None, which) -> list[torch.Tensor]:
+            out = []
+            for k in which:
+                if k == 0:
+                    out.append(engine.params[i][rows])
+                    continue
                 t = engine.borrow(i, rows)
-                engine.directions.probe_signs(s, i, rows, eps, t)
+                engine.directions.probe_signs(seeds[k - 1], i, rows, eps, t)
                 out.append(t)
             return out
 
-        return engine.stacked(center + len(seeds), make)
+        return self.score(loss_fn, len(seeds) + 1, make, self.hp.stacked)
 
-    def losses(self, seeds: list[int], loss_fn: LossFn) -> list[float]:
-        """[f(theta), f(theta + eps r_1), ..., f(theta + eps r_N)]."""
-        with torch.no_grad():
-            if self.hp.stacked and self.engine.fits(len(seeds) + 1):
-                with self._scored(seeds, center=True):
-                    return loss_fn.copies(len(seeds) + 1).tolist()
-            with self.engine.measured():
-                out = [loss_fn.copies(1).item()]
-            for s in seeds:
-                with self._scored([s], center=False):
-                    out.append(loss_fn.copies(1).item())
-            return out
-
-    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
-        seed = mix(self.seed, step)
+    def estimate(self, step: int, seed: int, loss_fn: LossFn, fresh: Fresh | None) -> tuple[dict, float, dict]:
         loss0, *probed = self.losses(self.seeds(seed), loss_fn)
         sigma = statistics.pstdev(probed)
         n = len(probed)
         grads = [(loss - loss0) / (n * sigma) if sigma else 0.0 for loss in probed]
-        record = {"seed": seed, "grads": grads, "lr": self.hp.lr * self.schedule(step)}
-        self.descend(record)
-        return StepResult(loss=loss0, forward_passes=self.forwards(), record=record)
+        return {"seed": seed, "grads": grads, "lr": self.hp.lr * self.schedule(step)}, loss0, {}
 
     def forwards(self) -> int:
         return self.hp.probes + 1
 
-    def descend(self, record: dict[str, Any]) -> None:
+    def descend(self, step: int, record: dict[str, Any]) -> None:
         """theta <- keep theta - lr sum_k g_k r_k, logged for rollback."""
         self.move(record)
-        self.undo.append(lambda: self.move(record, undo=True))
+        self.log(lambda: self.move(record, undo=True))
 
     @torch.no_grad()
     def move(self, record: dict[str, Any], undo: bool = False) -> None:
-        lr, engine = record["lr"], self.engine
-        keep = [1.0 - lr * self.hp.weight_decay if d else 1.0 for d in engine.decay]
-        engine.directions.axpy_signs(self.seeds(record["seed"]), keep, [lr * g for g in record["grads"]], undo)
+        lr = record["lr"]
+        self.engine.directions.axpy_signs(self.seeds(record["seed"]), self.keep(lr),
+                                          [lr * g for g in record["grads"]], undo)
 
 
-register_method("fzoo-lora")(with_lora(FZOO, lr=1e-4, eps=1e-2))
+register_method("fzoo-lora")(with_lora(FZOO, "1e-2", lr=1e-4, eps=1e-2))

@@ -33,7 +33,7 @@ from torch import nn
 
 from benchmark.core import names
 from benchmark.core.settings import one_of, param
-from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, host_copy
+from methods.base import Fresh, LossFn, Schedule
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
 from methods.registry import register_method
@@ -58,6 +58,7 @@ class HiZOO(MeZO):
     """MeZO's engine with a diagonal-curvature-scaled perturbation (one extra forward, one extra buffer)."""
 
     Hparams = HiZOOHparams
+    toy = {"lr": "2e-3"}
     record_keys = (*MeZO.record_keys, "curvature")
 
     def __init__(self, hp: HiZOOHparams, model: nn.Module, schedule: Schedule, seed: int) -> None:
@@ -67,14 +68,12 @@ class HiZOO(MeZO):
         self._sample = [torch.randint(s.numel(), (max(1, SAMPLE * s.numel() // total),), generator=gen)
                         for s in self.scales]
 
-    def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
-        seed, eps = mix(self.seed, step), self.hp.eps
-        loss, loss_plus, loss_minus = self.three_points(seed, loss_fn, self.scales)
+    def estimate(self, step: int, seed: int, loss_fn: LossFn, fresh: Fresh | None) -> tuple[dict, float, dict]:
+        eps = self.hp.eps
+        loss, loss_plus, loss_minus = self.losses(seed, loss_fn, self.scales, center=True)
         record = {"seed": seed, "grad": (loss_plus - loss_minus) / (2 * eps), "lr": self.hp.lr * self.schedule(step),
                   "curvature": abs(loss_plus + loss_minus - 2 * loss) / (2 * eps**2)}
-        self.descend(record)
-        return StepResult(loss=loss, forward_passes=self.forwards(), record=record,
-                          metrics={names.PROJECTED_GRAD: record["grad"], names.CURVATURE: record["curvature"]})
+        return record, loss, {names.PROJECTED_GRAD: record["grad"], names.CURVATURE: record["curvature"]}
 
     def forwards(self) -> int:
         return 3
@@ -82,7 +81,12 @@ class HiZOO(MeZO):
     def state_copies(self) -> float:
         return super().state_copies() + 1.0  # S
 
-    def descend(self, record: dict[str, Any]) -> None:
+    def rolls_back(self) -> bool:
+        """The released rule's S update has two preimages (a quadratic in S^2), so its steps cannot be
+        walked back: a host copy of the weights instead (the released MeZO code keeps one too)."""
+        return self.hp.hessian_rule != "released" and super().rolls_back()
+
+    def descend(self, step: int, record: dict[str, Any]) -> None:
         """The update of theta and S from the step's record (the curvature c moves S: replaying it
         rebuilds S as well as theta)."""
         lr = record["lr"]
@@ -92,7 +96,7 @@ class HiZOO(MeZO):
             self._update_released(*args)
         else:
             self._update_inverse(*args)
-            self.undo.append(partial(self._revert_inverse, *args))
+            self.log(partial(self._revert_inverse, *args))
 
     @torch.no_grad()
     def _update_released(self, seed: int, coeff: float, decay: float, ac: float) -> None:
@@ -142,19 +146,6 @@ class HiZOO(MeZO):
 
         self.engine.apply(seed, step)
 
-    def checkpoint(self) -> Any:
-        """The released rule's S update has two preimages (a quadratic in S^2), so its steps cannot be
-        walked back: a host copy of the weights instead (the released MeZO code keeps one too)."""
-        if self.hp.hessian_rule == "released":
-            return host_copy(self.engine.params)
-        return super().checkpoint()
-
-    def restore(self, checkpoint: Any) -> None:
-        if self.hp.hessian_rule == "released":
-            copy_back(self.engine.params, checkpoint)
-        else:
-            super().restore(checkpoint)
-
     def diagnostics(self) -> dict[str, float]:
         """Spread of S (min, median of a fixed sample, max): all 1 means HiZOO is still MeZO."""
         with torch.no_grad():
@@ -164,4 +155,4 @@ class HiZOO(MeZO):
         return {names.HIZOO_SCALE_MIN: lo, names.HIZOO_SCALE_MEDIAN: sample.median().item(), names.HIZOO_SCALE_MAX: hi}
 
 
-register_method("hizoo-lora")(with_lora(HiZOO, lr=1e-4, eps=1e-2))
+register_method("hizoo-lora")(with_lora(HiZOO, "1e-1", lr=1e-4, eps=1e-2))

@@ -33,10 +33,10 @@ from torch import nn
 from benchmark.core.settings import param, positive
 from methods.base import Schedule
 from methods.lora import with_lora
-from methods.lozo import Factored, Factors
-from methods.mezo import MeZOHparams
 from methods.registry import register_method
 from methods.zo import lowrank
+from methods.zo.factored import Factored, Factors
+from methods.zo.method import TwoPointHparams
 
 
 def most_square(n: int) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def most_square(n: int) -> tuple[int, int]:
 
 
 @dataclass
-class SubZeroHparams(MeZOHparams):
+class SubZeroHparams(TwoPointHparams):
     rank: int = param(8, "rank r of the subspace (gauss_rank)", positive, "> 0")
     interval: int = param(2000, "steps between redraws of U and V (update_interval)", positive, "> 0")
     reshape: bool = param(False, "view each matrix as its most nearly square shape first (the released LoRA, "
@@ -58,11 +58,17 @@ class SubZero(Factored):
     """ZO in a random subspace: each matrix probed along c U Z V (U, V orthonormal, redrawn every `interval`)."""
 
     Hparams = SubZeroHparams
+    toy = {"lr": "2e-3", "rank": "4", "interval": "20"}
 
     def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
         self.shapes = {i: torch.Size(most_square(self.engine.params[i].numel())) if hp.reshape
-                       else self.engine.params[i].shape for i in self.matrix}
+                       else self.engine.params[i].squeeze().shape for i in self.matrix}
+
+    @staticmethod
+    def is_matrix(p: torch.Tensor) -> bool:
+        """The released test, `len(torch.squeeze(p).shape) == 2`: a 1 x h parameter is a vector there."""
+        return p.squeeze().dim() == 2
 
     def draw(self, seed: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """(U, V) of every matrix, orthonormal."""
@@ -92,4 +98,4 @@ class SubZero(Factored):
         return out
 
 
-register_method("subzero-lora")(with_lora(SubZero, lr=1e-4, eps=1e-2, reshape=True))
+register_method("subzero-lora")(with_lora(SubZero, "1e-1", lr=1e-4, eps=1e-2, reshape=True))

@@ -46,7 +46,7 @@ from torch import nn
 
 from benchmark.core import names
 from benchmark.core.settings import one_of, param, positive
-from methods.base import Fresh, LossFn, Schedule, StepResult, copy_back, host_copy
+from methods.base import Fresh, LossFn, Schedule, StepResult
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
 from methods.registry import register_method
@@ -85,6 +85,10 @@ class SGD:
         self.buf = [torch.zeros_like(p) for p in params] if momentum else None
         self.started = False
 
+    def held(self) -> list[torch.Tensor]:
+        """The state it keeps across steps (the momentum buffer)."""
+        return self.buf or []
+
     @torch.no_grad()
     def step(self, engine: ZOEngine, seed: int, scale: float, lr: float) -> None:
         first, self.started = not self.started, True
@@ -114,6 +118,10 @@ class Adam:
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         self.t = 0
+
+    def held(self) -> list[torch.Tensor]:
+        """The state it keeps across steps (the two moments)."""
+        return [*self.m, *self.v]
 
     @torch.no_grad()
     def step(self, engine: ZOEngine, seed: int, scale: float, lr: float) -> None:
@@ -158,37 +166,34 @@ class AdamWHF(Adam):
 
 def make_optimizer(hp: Any, params: list[torch.Tensor], kind: str) -> SGD | Adam:
     if kind == "sgd":
-        return SGD(params, getattr(hp, "momentum", 0.0), hp.weight_decay)
+        return SGD(params, hp.momentum, hp.weight_decay)
     cls = AdamWHF if kind == "adamw-hf" else Adam
     return cls(params, (hp.beta1, hp.beta2), hp.adam_eps, hp.weight_decay)
 
 
 class ZOOptimizer(MeZO):
-    """MeZO's estimate, stepped by a first-order optimizer (`optimizer`). Its state cannot be walked back:
-    a best-on-dev checkpoint is a host copy of the weights, as HiZOO's released rule needs."""
+    """MeZO's estimate, stepped by a first-order optimizer (`optimizer_kind`). Its state cannot be walked
+    back: a best-on-dev checkpoint is a host copy of the weights."""
 
-    optimizer = "sgd"  # the subclass's optimizer where its settings do not name one
+    walks_back = False
 
     def __init__(self, hp: Any, model: nn.Module, schedule: Schedule, seed: int) -> None:
         super().__init__(hp, model, schedule, seed)
-        self.opt = make_optimizer(hp, self.engine.params, getattr(hp, "optimizer", self.optimizer))
+        self.opt = make_optimizer(hp, self.engine.params, self.optimizer_kind())
+
+    def optimizer_kind(self) -> str:
+        """What steps on the gradient: the subclass's optimizer, or its `optimizer` setting."""
+        return "sgd"
 
     def state_copies(self) -> float:
-        held = [*getattr(self.opt, "m", []), *getattr(self.opt, "v", []), *(getattr(self.opt, "buf", None) or [])]
-        return super().state_copies() + self.share(sum(t.numel() for t in held))
+        return super().state_copies() + self.share(sum(t.numel() for t in self.opt.held()))
 
     def gradient(self, grad: float) -> float:
         """The scalar the optimizer's gradient is z times."""
         return grad
 
-    def descend(self, record: dict[str, Any]) -> None:
+    def descend(self, step: int, record: dict[str, Any]) -> None:
         self.opt.step(self.engine, record["seed"], self.gradient(record["grad"]), record["lr"])
-
-    def checkpoint(self) -> Any:
-        return host_copy(self.engine.params)
-
-    def restore(self, checkpoint: Any) -> None:
-        copy_back(self.engine.params, checkpoint)
 
 
 @register_method("zo-sgd-sign")
@@ -196,6 +201,10 @@ class ZOSGDSign(ZOOptimizer):
     """ZO-Bench's ZO-SGD-Sign: the optimizer steps on sign(g) z (released default optimizer: adamw-hf)."""
 
     Hparams = SwitchHparams
+    toy = {"lr": "2e-3"}
+
+    def optimizer_kind(self) -> str:
+        return self.hp.optimizer
 
     def gradient(self, grad: float) -> float:
         return math.copysign(1.0, grad) if grad else 0.0  # np.sign
@@ -206,6 +215,7 @@ class ZOSGDMomentum(ZOOptimizer):
     """ZO-Bench's ZO-SGD-MMT: torch SGD with momentum (0.9) on g z."""
 
     Hparams = MomentumHparams
+    toy = {"lr": "3e-4"}
 
 
 @register_method("zo-adam")
@@ -213,10 +223,10 @@ class ZOAdam(ZOOptimizer):
     """ZO-Bench's ZO-Adam: torch Adam on g z."""
 
     Hparams = AdamHparams
-    optimizer = "adam"
+    toy = {"lr": "1e-3"}
 
-
-CONSERVE_FINAL = (0.0, 1.0, 2.0)  # the conservative step's last optimizer call: none, g z, 2 g z
+    def optimizer_kind(self) -> str:
+        return "adam"
 
 
 @register_method("zo-sgd-cons")
@@ -226,38 +236,45 @@ class ZOSGDConserve(ZOOptimizer):
 
     Hparams = SwitchHparams
     record_keys = (*MeZO.record_keys, "final")
+    toy = {"lr": "5e-3"}
+
+    def optimizer_kind(self) -> str:
+        return self.hp.optimizer
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
-        seed, eps = mix(self.seed, step), self.hp.eps
-        loss0, loss_plus, loss_minus = self.three_points(seed, loss_fn)
-        with torch.no_grad():
-            grad, lr = (loss_plus - loss_minus) / (2 * eps), self.hp.lr * self.schedule(step)
-            self.opt.step(self.engine, seed, grad, lr)
-            loss1 = loss_fn.copies(1).item()
-            self.opt.step(self.engine, seed, -2.0 * grad, lr)
-            loss2 = loss_fn.copies(1).item()
-        if loss1 > loss0:
-            final = 1.0 if loss0 < loss2 else 0.0
-        else:
-            final = 2.0 if loss1 < loss2 else 0.0
-        if final:
-            self.opt.step(self.engine, seed, final * grad, lr)
-        record = {"seed": seed, "grad": grad, "lr": lr, "final": final}
+        seed = mix(self.seed, step)
+        loss0, loss_plus, loss_minus = self.losses(seed, loss_fn, center=True)
+        grad = (loss_plus - loss_minus) / (2 * self.hp.eps)
+        record = {"seed": seed, "grad": grad, "lr": self.hp.lr * self.schedule(step), "final": None}
+        self.conserve(record, loss0, lambda: loss_fn.copies(1).item())
         return StepResult(loss=loss0, forward_passes=self.forwards(), record=record,
                           metrics={names.PROJECTED_GRAD: grad})
 
     def forwards(self) -> int:
         return 5
 
-    def descend(self, record: dict[str, Any]) -> None:
-        """The step's three (or two) optimizer calls, without its forwards."""
+    def descend(self, step: int, record: dict[str, Any]) -> None:
+        self.conserve(record)
+
+    @torch.no_grad()
+    def conserve(self, record: dict[str, Any], loss0: float | None = None, score=None) -> None:
+        """The step's optimizer calls: along g z, along -2 g z (theta mirrored), then to the best of the three
+        points by `final` g z. The run scores the batch after the first two (`score`) and decides `final`;
+        its replay reads `final` from the record: one function, the same calls."""
         seed, grad, lr = record["seed"], record["grad"], record["lr"]
         self.opt.step(self.engine, seed, grad, lr)
+        loss1 = score() if score else None
         self.opt.step(self.engine, seed, -2.0 * grad, lr)
+        if score:
+            loss2 = score()
+            if loss1 > loss0:
+                record["final"] = 1.0 if loss0 < loss2 else 0.0
+            else:
+                record["final"] = 2.0 if loss1 < loss2 else 0.0
         if record["final"]:
             self.opt.step(self.engine, seed, record["final"] * grad, lr)
 
 
 for _name, _cls in (("zo-sgd-sign", ZOSGDSign), ("zo-sgd-mmt", ZOSGDMomentum), ("zo-adam", ZOAdam),
                     ("zo-sgd-cons", ZOSGDConserve)):
-    register_method(f"{_name}-lora")(with_lora(_cls, lr=1e-4, eps=1e-2))
+    register_method(f"{_name}-lora")(with_lora(_cls, "1e-2", lr=1e-4, eps=1e-2))

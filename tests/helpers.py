@@ -58,23 +58,10 @@ def rest(base: str, path: str, body: dict | None = None) -> dict:
 
 TRAINED = [name for name in METHODS.names() if METHODS.get(name).trains]
 LORA = [name for name in TRAINED if "lora_r" in {f.name for f in dataclasses.fields(METHODS.get(name).Hparams)}]
-# learning rates under which 150 steps (ZO) or 30 steps (first-order) visibly learn the toy rule on the tiny
-# model; a method registered without one fails `test_every_trained_method_has_toy_settings`
-SETTINGS = {
-    "ft": {"lr": "1e-3"}, "lora": {"lr": "1e-2"},
-    "mezo": {"lr": "2e-3"}, "hizoo": {"lr": "2e-3"}, "dizo": {"lr": "2e-3", "projection_interval": "20"},
-    "dizo-fo": {"lr": "2e-3", "projection_interval": "20"},
-    "mezo-lora": {"lr": "1e-1"}, "hizoo-lora": {"lr": "1e-1"},
-    "dizo-lora": {"lr": "1e-1", "projection_interval": "20"}, "dizo-fo-lora": {"lr": "1e-1", "projection_interval": "20"},
-    "zo-sgd-mmt": {"lr": "3e-4"}, "zo-adam": {"lr": "1e-3"}, "zo-sgd-sign": {"lr": "2e-3"}, "zo-sgd-cons": {"lr": "5e-3"},
-    "zo-sgd-mmt-lora": {"lr": "1e-2"}, "zo-adam-lora": {"lr": "1e-2"}, "zo-sgd-sign-lora": {"lr": "1e-2"},
-    "zo-sgd-cons-lora": {"lr": "1e-2"}, "forward-grad": {"lr": "2e-3"}, "forward-grad-lora": {"lr": "1e-1"},
-    "lozo": {"lr": "1e-3", "interval": "10"}, "lozo-m": {"lr": "1e-3", "interval": "10"},  # 2e-3: LOZO's
-    # 150 full-batch steps went from 0.696 to 0.806 on an AMD EPYC (0.72-0.83 of the start on the Xeon)
-    "subzero": {"lr": "2e-3", "rank": "4", "interval": "20"}, "fzoo": {"lr": "1e-3", "probes": "4"},
-    "lozo-lora": {"lr": "1e-1", "interval": "10"}, "subzero-lora": {"lr": "1e-1", "rank": "4", "interval": "20"},
-    "fzoo-lora": {"lr": "1e-2", "probes": "4"},
-}
+# each method's toy settings (`toy` on its class: learning rates under which 150 steps (ZO) or 30 steps
+# (first-order) visibly learn the toy rule on the tiny model); a method registered without them fails
+# `test_every_trained_method_has_toy_settings`
+SETTINGS = {name: METHODS.get(name).toy for name in TRAINED}
 
 # families whose LoRA twins the learning and resume cases leave out (the contract, LoRA-only and golden tests
 # still hold them): the twins run the same code on the adapters, and the suite has ten minutes

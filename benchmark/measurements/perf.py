@@ -5,7 +5,8 @@ its own child process on a freshly loaded model and the same batch, so its peak 
 allocator peak, or process RSS on CPU) is its own and not a leftover of the previous row.
 `mezo-reference` is MeZO's released engine (methods/mezo_reference.py) with its scoring (one row
 per candidate, LM head over every position): the baseline `speedup_vs_reference` is taken against.
-DiZO rows add their projection, amortised over `projection_interval` steps, and report
+A method whose steps differ (`cycle`: MeZO-SVRG's anchor every q steps) is timed a cycle at a time and its
+row gives the mean step and forwards. DiZO rows add their projection, amortised over `projection_interval` steps, and report
 `projection_overhead`: the projection's time over that of the forwards it adds (`projection_passes`).
 `state` is what the method declares it holds across steps, in copies of the trained weights
 (`state_copies`), beside the peak measured here.
@@ -106,10 +107,17 @@ def measure_in(method: str, args: argparse.Namespace, device: torch.device, dtyp
     model.train(trainer.first_order)
     passes: list[int] = []
     fresh = lambda: loss_fn  # noqa: E731  (timing only: the same batch stands in for a fresh one)
+    cycle = trainer.cycle()  # steps whose work repeats (MeZO-SVRG: an anchor step, then q - 1 corrected ones)
+
+    def steps(i: int) -> None:
+        for k in range(cycle):
+            passes.append(trainer.step(i * cycle + k, loss_fn, fresh).forward_passes)
+
     with MemoryMonitor(device) as memory:
-        step_s = median_time(lambda i: passes.append(trainer.step(i, loss_fn).forward_passes), args.steps, device, memory)
-        row = {"step_s": step_s, "forward_s": forward_s, "forward_passes": passes[-1],
-               "step_over_forwards": step_s / (passes[-1] * forward_s), "state_copies": trainer.state_copies()}
+        step_s = median_time(steps, args.steps, device, memory) / cycle
+        mean_passes = sum(passes[-cycle:]) / cycle
+        row = {"step_s": step_s, "forward_s": forward_s, "forward_passes": mean_passes,
+               "step_over_forwards": step_s / (mean_passes * forward_s), "state_copies": trainer.state_copies()}
         if trainer.projects:
             projection_s = median_time(lambda i: trainer.project(i, fresh), max(1, args.steps // 2), device, memory)
             row["projection_s"] = projection_s
@@ -156,7 +164,7 @@ def main(args: argparse.Namespace) -> None:
     print(f"{'method':16s} {'step s':>7s} {'fwd s':>7s} {'passes':>6s} {'step/(p*fwd)':>12s} {'steps/s':>8s} "
           f"{'vs mezo':>7s} {'peak GB':>8s} {'/mezo':>6s} {'avg GB':>7s} {'infer GB':>8s} {'proj ovh':>8s} {'state':>6s}")
     for m, r in results.items():
-        print(f"{m:16s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6d} "
+        print(f"{m:16s} {r['step_s']:7.3f} {r['forward_s']:7.3f} {r['forward_passes']:6g} "
               f"{r['step_over_forwards']:12.2f} {r['steps_per_s']:8.3f} {r.get('throughput_vs_mezo', 0):7.2f} "
               f"{r['peak_memory_gb']:8.2f} {r.get('peak_vs_mezo', float('nan')):6.2f} {r['avg_memory_gb']:7.2f} "
               f"{r['inference_peak_gb']:8.2f} "

@@ -42,11 +42,6 @@ def orthonormal(directions: Directions, seed: int, tag: int, i: int, rows: int, 
         return torch.linalg.qr(g)[0]
 
 
-def matrices(params: list[torch.Tensor]) -> list[int]:
-    """The parameters that take a factored direction: the 2-d ones (every other one takes a full Gaussian z)."""
-    return [i for i, p in enumerate(params) if p.dim() == 2]
-
-
 def probe(theta: torch.Tensor, left: torch.Tensor, right: torch.Tensor, scale: float, out: torch.Tensor) -> None:
     """out = theta + scale (left @ right), theta a 2-d weight (or its rows, with left's same rows)."""
     with exact(theta):
