@@ -309,4 +309,4 @@ class DiZO(MeZO, projects=True):
             self.base[k].copy_(b)
 
 
-register_method("dizo-lora")(with_lora(DiZO, "1e-1", lr=1e-4, eps=1e-2))
+register_method("dizo-lora")(with_lora(DiZO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

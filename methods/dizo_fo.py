@@ -145,4 +145,4 @@ class DiZOFO(DiZO):
         self.rule.load_state_dict(state, self.search_device()[0])
 
 
-register_method("dizo-fo-lora")(with_lora(DiZOFO, "1e-1", lr=1e-4, eps=1e-2))
+register_method("dizo-fo-lora")(with_lora(DiZOFO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

@@ -90,4 +90,4 @@ class ForwardGrad(ZOMethod):
         return 1  # one forward-mode pass (v, one copy of the weights, lives only during it)
 
 
-register_method("forward-grad-lora")(with_lora(ForwardGrad, "1e-1", lr=1e-4))
+register_method("forward-grad-lora")(with_lora(ForwardGrad, {"lr": "1e-1"}, lr=1e-4))

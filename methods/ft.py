@@ -71,4 +71,4 @@ class FT(Declared, first_order=True, trains=True, projects=False, replays=False)
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-register_method("lora")(with_lora(FT, "1e-2", lr=1e-4))
+register_method("lora")(with_lora(FT, {"lr": "1e-2"}, lr=1e-4))

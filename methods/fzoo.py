@@ -96,4 +96,4 @@ class FZOO(ZOMethod):
                                           [lr * g for g in record["grads"]], undo)
 
 
-register_method("fzoo-lora")(with_lora(FZOO, "1e-2", lr=1e-4, eps=1e-2))
+register_method("fzoo-lora")(with_lora(FZOO, {"lr": "1e-2"}, lr=1e-4, eps=1e-2))

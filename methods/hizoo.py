@@ -155,4 +155,4 @@ class HiZOO(MeZO):
         return {names.HIZOO_SCALE_MIN: lo, names.HIZOO_SCALE_MEDIAN: sample.median().item(), names.HIZOO_SCALE_MAX: hi}
 
 
-register_method("hizoo-lora")(with_lora(HiZOO, "1e-1", lr=1e-4, eps=1e-2))
+register_method("hizoo-lora")(with_lora(HiZOO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

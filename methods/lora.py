@@ -41,13 +41,13 @@ def hparams_with(base: type, extra: list[tuple[str, type, Any]], **defaults: Any
     return dataclasses.make_dataclass(f"{base.__name__}LoRA", fields + extra)
 
 
-def with_lora(base: type, toy_lr: str, **defaults: Any) -> type:
-    """The LoRA variant of `base`; `defaults` overrides base hyperparameters (the paper's Table 7), `toy_lr` the
-    learning rate of the base's toy settings (the adapters of the tests' tiny model learn at another rate)."""
+def with_lora(base: type, toy_sets: dict[str, str], **defaults: Any) -> type:
+    """The LoRA variant of `base`; `defaults` overrides base hyperparameters (the paper's Table 7), `toy_sets` some of
+    the base's toy settings (the adapters of the tests' tiny model learn at other rates)."""
 
     class LoRAVariant(base):  # type: ignore[misc, valid-type]
         Hparams = hparams_with(base.Hparams, LORA_FIELDS, **defaults)
-        toy = {**base.toy, "lr": toy_lr}
+        toy = {**base.toy, **toy_sets}
 
         def __init__(self, hp: Any, model: nn.Module, *args: Any) -> None:
             add_lora(model, hp.lora_r, hp.lora_alpha, hp.lora_roles)

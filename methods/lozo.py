@@ -140,4 +140,4 @@ class LOZOM(LOZO):
         return super().state_copies() + self.share(held)  # M (rows x r, or whole), V_old
 
 
-register_method("lozo-lora")(with_lora(LOZO, "1e-1", lr=1e-4, eps=1e-2))
+register_method("lozo-lora")(with_lora(LOZO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

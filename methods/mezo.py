@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -12,7 +12,7 @@ from benchmark.core.settings import param
 from methods.base import Fresh, LossFn
 from methods.lora import with_lora
 from methods.registry import register_method
-from methods.zo.method import TwoPointHparams, ZOMethod
+from methods.zo.method import TwoPointHparams, Variants, ZOMethod
 
 
 @dataclass
@@ -33,20 +33,9 @@ class MeZO(ZOMethod):
     def keeps_directions(self) -> bool:
         return self.hp.keep_z
 
-    def probes(self, seed: int, scales: list[torch.Tensor] | None = None, center: bool = False):
-        """The variants [theta,] theta + eps z s, theta - eps z s (z times `scales[i]`: HiZOO's factor), both
-        probes of a parameter from one pass over theta (`ZOEngine.pair`)."""
-        engine, eps = self.engine, self.hp.eps
-
-        def make(i: int, rows: slice, dtype: torch.dtype | None, which: Sequence[int]) -> list[torch.Tensor]:
-            wanted = [k - center for k in which]
-            pair = engine.pair(seed, eps, scales, i, rows, dtype) if any(k >= 0 for k in wanted) else []
-            for k, t in enumerate(pair):
-                if k not in wanted:
-                    engine.give_back(t)
-            return [engine.params[i][rows] if k < 0 else pair[k] for k in wanted]
-
-        return make
+    def probes(self, seed: int, scales: list[torch.Tensor] | None = None, center: bool = False) -> Variants:
+        """The variants [theta,] theta + eps z s, theta - eps z s."""
+        return self.along_z(seed, self.hp.eps, scales, center)
 
     def losses(self, seed: int, loss_fn: LossFn, scales: list[torch.Tensor] | None = None,
                center: bool = False) -> list[float]:
@@ -68,4 +57,4 @@ class MeZO(ZOMethod):
         self.update(record["seed"], lr * record["grad"], lr * self.hp.weight_decay)
 
 
-register_method("mezo-lora")(with_lora(MeZO, "1e-1", lr=1e-4, eps=1e-2))
+register_method("mezo-lora")(with_lora(MeZO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

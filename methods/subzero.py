@@ -98,4 +98,4 @@ class SubZero(Factored):
         return out
 
 
-register_method("subzero-lora")(with_lora(SubZero, "1e-1", lr=1e-4, eps=1e-2, reshape=True))
+register_method("subzero-lora")(with_lora(SubZero, {"lr": "1e-1"}, lr=1e-4, eps=1e-2, reshape=True))

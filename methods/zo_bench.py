@@ -277,4 +277,4 @@ class ZOSGDConserve(ZOOptimizer):
 
 for _name, _cls in (("zo-sgd-sign", ZOSGDSign), ("zo-sgd-mmt", ZOSGDMomentum), ("zo-adam", ZOAdam),
                     ("zo-sgd-cons", ZOSGDConserve)):
-    register_method(f"{_name}-lora")(with_lora(_cls, "1e-2", lr=1e-4, eps=1e-2))
+    register_method(f"{_name}-lora")(with_lora(_cls, {"lr": "1e-2"}, lr=1e-4, eps=1e-2))

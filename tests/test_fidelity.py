@@ -696,3 +696,231 @@ def test_fzoo_default_is_the_released_step(stacked):
     mine = ours_on("fzoo", Small("layer_norm"), probes="4", stacked=stacked)
     assert close(mine, released_fzoo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 4))
     assert not close(mine, released_fzoo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 4, unbiased=True))
+
+
+# ------------------------------------------------------------------------- ZO-Muon's runner: random-mask MeZO
+# OPTML-Group/ZO-Muon `llm/MeZOTrainer.py` (`--sparsity`): z kept value by value with probability p. Our mask
+# stream, transcribed: value j of parameter i is kept where the float64 normal drawn with z at seed
+# splitmix(step seed, 0x3A5C) is below Phi^-1(p).
+
+def released_random_mask_mezo(model: Small, steps: int, seed: int, lr: float, eps: float, wd: float, keep: float,
+                              mask_update: bool = True) -> dict:
+    """`zo_perturb_parameters` + `zo_update` with our seeded z and mask (`mask_update=False`: a rule that is not
+    the released one, the update along the unmasked z)."""
+    names, theta, loss_at = functional(model)
+    cut = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(keep, dtype=torch.float64)))
+    for step in range(steps):
+        z = seeded_z(theta, seed, step)
+        s = splitmix(seed, step)
+        w = {n: torch.empty_like(t).normal_(generator=torch.Generator().manual_seed(splitmix(splitmix(s, 0x3A5C), i)))
+             for i, (n, t) in enumerate(theta.items())}
+        masked = {n: z[n] * (w[n] < cut) for n in names}
+        loss1 = loss_at({n: theta[n] + masked[n] * eps for n in names})
+        loss2 = loss_at({n: theta[n] - masked[n] * eps for n in names})
+        g = (loss1 - loss2) / (2 * eps)
+        for n in names:
+            d = masked[n] if mask_update else z[n]
+            theta[n] = theta[n] - lr * (g * d + (wd * theta[n] if decayed(n) else 0.0))
+    return theta
+
+
+@pytest.mark.parametrize("dual", ["true", "false"])
+def test_random_mask_mezo_default_is_the_released_step(dual):
+    model = Small("layer_norm")
+    trainer = make("mezo-random-mask", model, seed=ZB_SEED, lr=str(ZB_LR), eps=str(ZB_EPS), weight_decay="0.1",
+                   generator="torch-normal", dual_forward=dual)
+    for step in range(ZB_STEPS):
+        trainer.step(step, model)
+    mine = dict(model.named_parameters())
+    theirs = released_random_mask_mezo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, 0.8)
+    assert close(mine, theirs)
+    assert not close(mine, released_random_mask_mezo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, 0.8,
+                                                     mask_update=False))
+    assert not close(mine, released_random_mask_mezo(Small("layer_norm"), ZB_STEPS, ZB_SEED, ZB_LR, ZB_EPS, 0.1, 0.5))
+
+
+# ------------------------------------------------------------------------------------------------ ZO-Muon
+# OPTML-Group/ZO-Muon `llm/LowDimTrainer.py`. Our streams, transcribed: P of matrix i is factor 4 at the redraw
+# step's seed; sample k's u is factor 1 at seed splitmix(step seed, k), its z for a vector parameter the normal at
+# that seed.
+
+def ns5(g: torch.Tensor) -> torch.Tensor:
+    """`zeropower_via_newtonschulz5`, as released (its commented-out bfloat16 cast left out)."""
+    a, b, c = (3.4445, -4.7750, 2.0315)
+    x = g.mT if g.size(-2) > g.size(-1) else g
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    for _ in range(5):
+        A = x @ x.mT
+        B = b * A + c * A @ A
+        x = a * x + B @ x
+    return x.mT if g.size(-2) > g.size(-1) else x
+
+
+def released_zo_muon(model: nn.Module, steps: int, seed: int, lr: float, eps: float, wd: float, rank: int,
+                     interval: int, samples: int, multiple: bool = True, opt: str = "muon",
+                     vector_lr: float = 1e-7) -> dict:
+    """`lowdim_zo_step` + `lowdim_zo_update` with our seeded P, u and z (rank capped at a matrix's rows: the
+    released product fails there). `opt="sgd"`, another `vector_lr`: rules that are not the default."""
+    names, theta, loss_at = functional(model)
+    bases = {}
+    for step in range(steps):
+        s = splitmix(seed, step)
+        seeds = [splitmix(s, k) for k in range(samples if multiple else 1)]
+        dirs = []
+        for k, sk in enumerate(seeds):
+            d = {}
+            for i, n in enumerate(names):
+                if theta[n].ndim >= 2:
+                    m, cols = theta[n].shape
+                    r = min(rank, m)
+                    if step % interval == 0:
+                        q, rr = torch.linalg.qr(factor(splitmix(seed, step), 4, i, m, r), mode="reduced")
+                        signs = torch.sign(torch.diagonal(rr))
+                        signs[signs == 0] = 1.0
+                        bases[n] = (q * signs).double()
+                    d[n] = factor(sk, 1, i, r, cols).double()
+                else:
+                    d[n] = gauss(theta[n], sk, i)
+            dirs.append(d)
+
+        def full(d, n):
+            return bases[n] @ d[n] if theta[n].ndim >= 2 else d[n]
+
+        if multiple:
+            base = loss_at(theta)
+            grads = [(loss_at({n: theta[n] + eps * full(d, n) for n in names}) - base) / eps for d in dirs]
+        else:
+            d = dirs[0]
+            grads = [(loss_at({n: theta[n] + eps * full(d, n) for n in names})
+                      - loss_at({n: theta[n] - eps * full(d, n) for n in names})) / (2 * eps)]
+        for n in names:
+            est = sum(g * d[n] for g, d in zip(grads, dirs)) / len(grads)
+            wd_n = wd * theta[n] if decayed(n) else 0.0
+            if theta[n].ndim >= 2:
+                step_dir = {"muon": ns5, "sgd": lambda x: x}[opt](est)
+                theta[n] = theta[n] - lr * (bases[n] @ step_dir + wd_n)
+            else:
+                theta[n] = theta[n] - vector_lr * (est + wd_n)
+    return theta
+
+
+MUON = {"rank": "2", "interval": "4", "samples": "3", "weight_decay": "0.1", "lr": "0.05"}
+
+
+def exact_close(mine: dict, theirs: dict) -> bool:
+    """`close` for steps as small as ZO-Muon's vectors' (1e-7 x g): every parameter changed at all, and both
+    agree to float64 rounding."""
+    start = dict(Small("layer_norm").named_parameters())
+    assert all(not torch.equal(theirs[n], start[n]) for n in theirs)
+    return all(torch.allclose(p.detach(), theirs[n], rtol=1e-12, atol=1e-13) for n, p in mine.items())
+
+
+@pytest.mark.parametrize("multiple", ["true", "false"])
+@pytest.mark.parametrize("stacked", ["true", "false"])
+def test_zo_muon_default_is_the_released_step(multiple, stacked):
+    """The default (muon, several samples) and the one-sample mode, their 1-d parameters at the fixed 1e-7;
+    `optimizer=sgd` and a vector rate equal to lr are other rules, and do not match the default."""
+    model = Small("layer_norm")
+    trainer = make("zo-muon", model, seed=ZB_SEED, eps=str(ZB_EPS), generator="torch-normal", multiple_sample=multiple,
+                   stacked=stacked, vector_lr="1e-7", **MUON)
+    for step in range(ZB_STEPS):
+        assert trainer.step(step, model).forward_passes == (4 if multiple == "true" else 2)
+    mine = dict(model.named_parameters())
+    run = dict(rank=2, interval=4, samples=3, multiple=multiple == "true")
+    assert exact_close(mine, released_zo_muon(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.05, ZB_EPS, 0.1, **run))
+    assert not exact_close(mine, released_zo_muon(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.05, ZB_EPS, 0.1, **run, opt="sgd"))
+    assert not exact_close(mine, released_zo_muon(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.05, ZB_EPS, 0.1, **run,
+                                            vector_lr=0.05))
+
+
+def test_zo_muon_sgd_switch_is_the_released_subspace_mezo():
+    model = Small("layer_norm")
+    trainer = make("zo-muon", model, seed=ZB_SEED, eps=str(ZB_EPS), generator="torch-normal", optimizer="sgd",
+                   multiple_sample="false", vector_lr="1e-7", **MUON)
+    for step in range(ZB_STEPS):
+        trainer.step(step, model)
+    theirs = released_zo_muon(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.05, ZB_EPS, 0.1, rank=2, interval=4, samples=3,
+                              multiple=False, opt="sgd")
+    assert exact_close(dict(model.named_parameters()), theirs)
+
+
+# ---------------------------------------------------------------------------------------------- MeZO-SVRG
+# amazon-science/mezo_svrg `models/llm_module.py`, `training_step_MeZO_SVRG` (+ `central_difference_grad_est`,
+# `_me`). Batches: the Small model's loss on some rows of its data, taken in turn (an anchor step takes its own and
+# the next ones). z_a is z at the step seed, z_1 and z_2 at splitmix(step seed, 1) and (., 2).
+
+SVRG_ROWS = [[0, 1], [2, 3], [4, 0], [1, 2], [3, 4]]
+
+
+class Rows:
+    """The Small model's loss on rows of its data, stackable as the engine asks (`copies`)."""
+
+    def __init__(self, model: Small, rows: list[int]) -> None:
+        self.model, self.rows = model, rows
+
+    def __call__(self) -> torch.Tensor:
+        return self.copies(1)[0]
+
+    def copies(self, n: int) -> torch.Tensor:
+        m = self.model
+        out = getattr(m, m.norm_name)(m.linear(m.x[self.rows].repeat(n, 1)))
+        return ((out - m.y[self.rows].repeat(n, 1)) ** 2).view(n, -1).mean(1)
+
+
+def released_mezo_svrg(model: Small, steps: int, seed: int, lr: float, anchor_lr: float, eps: float, q: int,
+                       k: int, alias: bool = False) -> dict:
+    """The paper's MeZO-SVRG as the released memory-efficient step computes it, with the anchor a real copy of
+    the weights; `alias=True`: the released code's own anchor (`parameters.copy()` of (name, Parameter) pairs,
+    the live weights): the first estimate's update is applied in place before the second estimate reads them."""
+    names, theta, _ = functional(model)
+
+    def loss_at(params, rows):
+        with torch.no_grad():
+            buffers = {"x": model.x[rows], "y": model.y[rows]}
+            return torch.func.functional_call(model, {**params, **buffers}, ()).item()
+
+    batches = iter(SVRG_ROWS * steps)
+    anchor, za, ga = None, None, None
+    for step in range(steps):
+        s = splitmix(seed, step)
+        if step % q == 0:
+            rows = [next(batches) for _ in range(k)]
+            z = {n: gauss(theta[n], s, i) for i, n in enumerate(names)}
+            plus = sum(loss_at({n: theta[n] + eps * z[n] for n in names}, r) for r in rows) / k
+            minus = sum(loss_at({n: theta[n] - eps * z[n] for n in names}, r) for r in rows) / k
+            ga, za, anchor = (plus - minus) / (2 * eps), z, dict(theta)
+            theta = {n: theta[n] - anchor_lr * ga * za[n] for n in names}
+            continue
+        rows = next(batches)
+        z1 = {n: gauss(theta[n], splitmix(s, 1), i) for i, n in enumerate(names)}
+        z2 = {n: gauss(theta[n], splitmix(s, 2), i) for i, n in enumerate(names)}
+
+        def grad(point, z):
+            return (loss_at({n: point[n] + eps * z[n] for n in names}, rows)
+                    - loss_at({n: point[n] - eps * z[n] for n in names}, rows)) / (2 * eps)
+
+        g1 = grad(theta, z1)
+        if alias:
+            theta = {n: theta[n] - lr * g1 * z1[n] for n in names}
+            g2 = grad(theta, z2)
+            theta = {n: theta[n] + lr * g2 * z2[n] - lr * ga * za[n] for n in names}
+        else:
+            g2 = grad(anchor, z2)
+            theta = {n: theta[n] - lr * (g1 * z1[n] - g2 * z2[n] + ga * za[n]) for n in names}
+    return theta
+
+
+@pytest.mark.parametrize("dual", ["true", "false"])
+def test_mezo_svrg_default_is_the_papers_step_and_the_released_alias_is_not(dual):
+    model = Small("layer_norm")
+    trainer = make("mezo-svrg", model, seed=ZB_SEED, lr="0.02", anchor_lr="0.05", eps=str(ZB_EPS), anchor_interval="3",
+                   anchor_batches="3", generator="torch-normal", dual_forward=dual)
+    batches = iter(SVRG_ROWS * ZB_STEPS)
+    fresh = lambda: Rows(model, next(batches))  # noqa: E731
+    passes = [trainer.step(step, fresh(), fresh).forward_passes for step in range(ZB_STEPS)]
+    assert passes == [6, 4, 4] * 3 + [6] and trainer.forwards() == 14 / 3  # anchors: 3 batches x 2; corrected: 4
+    mine = dict(model.named_parameters())
+    theirs = released_mezo_svrg(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.02, 0.05, ZB_EPS, 3, 3)
+    assert close(mine, theirs)
+    assert not close(mine, released_mezo_svrg(Small("layer_norm"), ZB_STEPS, ZB_SEED, 0.02, 0.05, ZB_EPS, 3, 3,
+                                              alias=True))

@@ -129,6 +129,21 @@ class ZOMethod(Declared, first_order=False, trains=True, projects=False, replays
                     out.append(loss_fn.copies(1).item())
             return out
 
+    def along_z(self, seed: int, eps: float, scales: list[torch.Tensor] | None = None, center: bool = False) -> Variants:
+        """The variants [theta,] theta + eps z s, theta - eps z s (z times `scales[i]`: HiZOO's factor), both
+        probes of a parameter from one pass over theta (`ZOEngine.pair`)."""
+        engine = self.engine
+
+        def make(i: int, rows: slice, dtype: torch.dtype | None, which: Sequence[int]) -> list[torch.Tensor]:
+            wanted = [k - center for k in which]
+            pair = engine.pair(seed, eps, scales, i, rows, dtype) if any(k >= 0 for k in wanted) else []
+            for k, t in enumerate(pair):
+                if k not in wanted:
+                    engine.give_back(t)
+            return [engine.params[i][rows] if k < 0 else pair[k] for k in wanted]
+
+        return make
+
     # -- the update ----------------------------------------------------------------------------------
 
     def keep(self, lr: float) -> list[float]:
