@@ -236,3 +236,30 @@ def test_the_pairs_stop_by_the_rule_stated_before_they_ran(monkeypatch):
     assert leaderboard.stop_line(runs(0.005, 3)).endswith("met at 10 pairs (half-width 0.4): seeds 10-19 are not run")
     assert leaderboard.stop_line(runs(0.05, 3)).endswith("not met (half-width 3.8 at 10 pairs): the pairs go on")
     assert leaderboard.stop_line(runs(0.005, 2)).endswith("not yet (FT not final)")
+
+
+NEW_ROWS = ("zo-muon", "mezo-random-mask", "mezo-svrg")  # issue 42's methods: rows without records yet
+
+
+@pytest.mark.parametrize("method", NEW_ROWS)
+def test_a_new_rows_points_train_through_the_studys_own_config(method):
+    """The smoke preset's trial of each point of a new row, built as the study builds it and trained by the
+    runner's loop on the tiny model: it runs its steps and its forwards, and scores dev and test."""
+    import torch
+
+    from benchmark.experiments.registry import EXPERIMENTS
+    from benchmark.loop import train
+    from benchmark.models import load_model
+    from benchmark.runner import sample
+    from benchmark.study.trials import trial_config
+
+    cells = [c for c in EXPERIMENTS.get("leaderboard").cells("smoke") if c.row.method == method]
+    assert cells
+    for cell in cells:
+        for point in cell.points():
+            cfg, hp = trial_config(cell, point)
+            _, _, splits = sample(cfg)
+            result = train(cfg, hp, load_model(cfg.model, torch.device("cpu"), torch.float32), splits,
+                           torch.device("cpu"), progress=False)
+            assert result.forward_passes > cfg.steps and len(result.log) > cfg.steps, (method, point)
+            assert 0 <= result.test <= 1 and math.isfinite(result.losses[-1])

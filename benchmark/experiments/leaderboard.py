@@ -22,6 +22,12 @@ Points (each family's grid on seed 0, best dev of 500; a tie goes to the first p
 - FZOO: one point, 50x MeZO's rate (its README's ratio; the 300-step run there learned fastest of all),
   because a run of 9 forwards a step costs about five of MeZO's.
 - LoRA (FO): 1e-4 and 5e-4; MeZO on LoRA: the offline preset's point (by hand) and 3x it.
+- ZO-Muon: its README's 1e-2 and 3e-3 (an orthogonalised step moves each matrix by lr in spectral norm,
+  whatever g: its rate does not scale with MeZO's).
+- The random-mask MeZO: MeZO's claims grid (its runner's command uses MeZO's rate).
+- MeZO-SVRG: the corrected steps at MeZO's rate 3e-5, the anchor steps at it and 10x it (its released
+  sweep: eta_1 >= eta_2, a decade apart or equal).
+The three rows added with issue 42 have no records yet: the leaderboard's next protocol tunes and runs them.
 Other LoRA twins are registered and run with `benchmark run X-lora`, but are not in the budget.
 
 Budget: on the 2-core Xeon a MeZO run of 650 steps takes about 11.5 minutes, FZOO's and ZO-SGD-Cons's
@@ -53,7 +59,8 @@ ROWS = (
     Row("HiZOO", "hizoo"), Row("LOZO", "lozo"), Row("LOZO-M", "lozo-m"), Row("SubZero", "subzero"),
     Row("Forward-Grad", "forward-grad"), Row("ZO-SGD-MMT", "zo-sgd-mmt"), Row("MeZO-LoRA", "mezo-lora"),
     Row("ZO-Adam", "zo-adam"), Row("ZO-SGD-Sign", "zo-sgd-sign"), Row("FZOO", "fzoo"),
-    Row("ZO-SGD-Cons", "zo-sgd-cons"),
+    Row("ZO-SGD-Cons", "zo-sgd-cons"), Row("ZO-Muon", "zo-muon"), Row("MeZO-RandMask", "mezo-random-mask"),
+    Row("MeZO-SVRG", "mezo-svrg"),
 )
 GRIDS = {
     "zero-shot": {}, "ft": one_point(TUNED["ft"]), "lora": {"lr": ("1e-4", "5e-4"), "batch_size": ("8",)},
@@ -62,7 +69,8 @@ GRIDS = {
     "forward-grad": {"lr": ("3e-5", "6e-5")}, "zo-sgd-mmt": _rates("3e-6", "6e-6"),
     "mezo-lora": {"lr": (ZO_LORA["lr"], "3e-3"), "eps": (ZO_LORA["eps"],)},
     "zo-adam": _rates("1e-4", "3e-4"), "zo-sgd-sign": _rates("1e-4", "3e-4"), "zo-sgd-cons": _rates("1e-4", "3e-4"),
-    "fzoo": _rates("1.5e-3"),
+    "fzoo": _rates("1.5e-3"), "zo-muon": _rates("3e-3", "1e-2"), "mezo-random-mask": _rates("3e-5", "6e-5"),
+    "mezo-svrg": {"lr": ("3e-5",), "anchor_lr": ("3e-5", "3e-4"), "eps": EPS},
 }
 register_experiment(Experiment(
     name="leaderboard", description="Every method family on rt-polarity with smollm2-135m: tuned, seeded, sized",
