@@ -5,15 +5,21 @@ LOZO (`large_models/LOZOtrainer.py`, `lowrank_zo_step` + `lowrank_zo_update`): a
 along U V^T, U (rows x r) drawn every step, V (cols x r) drawn at every step with step % interval == 0 and kept
 in between; every other parameter along a full Gaussian z. g = (f(theta + eps D) - f(theta - eps D)) / (2 eps)
 and theta <- theta - lr (g D + wd theta), the decay off biases and layer norms, at a constant rate.
-Released defaults (`run_lozo.py`): rank 2, interval 50, eps 1e-3; the README's range for OPT-13B: lr 1e-6 or
-1e-7, rank 1 or 2, interval 50 or 100.
+Defaults: rank 2, interval 50, eps 1e-3, those of `large_models/run_lozo.py`'s dataclass and of the README's
+command (OPT-13B SST-2: RANK=2 STEP_INTERVAL=50); the README's range for OPT-13B: lr 1e-6 or 1e-7, rank 1 or 2,
+interval 50 or 100. The launcher beside them, `large_models/lozo.sh`, assigns RANK=1, STEP_INTERVAL=100, LR=1e-7
+and TASK=DROP outright (not `${RANK:-...}`), so the README's command run through it trains rank 1, interval 100
+on DROP whatever it sets: `rank=1 interval=100` is that run.
 
 LOZO-M (only in `medium_models/src/LOZOtrainer.py`, `lowrank_zo_update_momentum`, `--lozo_optimizer sgdm`):
 the momentum lives in the low-rank factor, M (rows x r) <- beta M + (1 - beta) g U and theta <- theta - lr
 (M V^T + wd theta); at a step where V is redrawn, M is carried into the new V's coordinates, M <- beta M
 V_old^T V / cols + (1 - beta) g U (M <- g U at the first step, before any V_old), V_old being kept at the step
 before each redraw. A non-matrix parameter keeps a full-size momentum, M <- g z at step 0, else beta M + (1 -
-beta) g z. Released defaults (`medium_models/run_lozo.py`): rank 2, interval 50, beta1 0.7.
+beta) g z. Defaults: the medium_models README's LOZO-M command, the one the paper's RoBERTa-large rows ran
+(`RANK=4 STEP_INTERVAL=100 LOZO_OPTIMIZER=sgdm bash lozo.sh`, lozo.sh's BETA1=0.9): rank 4, interval 100,
+beta1 0.9 (until issue 42: `medium_models/run_lozo.py`'s dataclass, rank 2, interval 50, beta1 0.7, which the
+launcher overrides).
 
 A quirk of the released code, kept as the default (`released_refresh=true`): on a step that redraws V, the
 perturbation draws V and then U from the step's seed, but the update reseeds and draws only U, so the update's
@@ -90,7 +96,9 @@ class LOZO(Factored):
 
 @dataclass
 class LOZOMHparams(LOZOHparams):
-    beta1: float = param(0.7, "momentum of the low-rank factor", _beta, "in [0, 1)")
+    rank: int = param(4, "rank r of U and V", positive, "> 0")
+    interval: int = param(100, "steps between redraws of V (nu)", positive, "> 0")
+    beta1: float = param(0.9, "momentum of the low-rank factor", _beta, "in [0, 1)")
 
 
 @register_method("lozo-m")
