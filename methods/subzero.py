@@ -1,7 +1,8 @@
 """SubZero (Yu et al., 2024, "Zeroth-Order Fine-Tuning of LLMs in Random Subspaces"; zimingyy/SubZero
 `large_models/trainer.py`, `zo_subspace_step` + `zo_subspace_update`, `trainer=subzero_sgd`).
 
-A matrix parameter (rows x cols) is probed along z = c U Z V with U (rows x r) and V^T (cols x r) orthonormal,
+A matrix parameter (rows x cols; a matrix is what the released `len(torch.squeeze(p).shape) == 2` says, so a
+1 x h parameter takes a full z) is probed along z = c U Z V with U (rows x r) and V^T (cols x r) orthonormal,
 the Q of QR factorisations of Gaussian matrices (`fast_svd_method_v2`), redrawn at every step with step %
 update_interval == 0 and kept in between, Z (r x r) Gaussian each step, and c = sqrt(rows cols / r^2) so that z
 has a full Gaussian's norm; every other parameter along a full Gaussian z. g = (f(theta + eps z) - f(theta - eps

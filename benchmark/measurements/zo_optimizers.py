@@ -1,11 +1,12 @@
 """One run of each ZO optimizer on rt-polarity, side by side, into one committed record (README, "Every ZO
 optimizer").
 
-`python -m benchmark.measurements.zo_optimizers METHOD=LR [METHOD=LR ...] [--steps 300] [--seed 0]`: each
+`python -m benchmark.measurements.zo_optimizers METHOD=LR[,KEY=VALUE...] ... [--steps 300] [--seed 0] [--record
+NAME]`: each
 `benchmark run METHOD rt-polarity` (smollm2-135m, bf16-mixed where the CPU has it, batch 16, dev 500 every 50
 steps, test 1000) in turn, through the real CLI; as each finishes its dev curve, test score, rate and peak join
-`reports/results/zo_optimizers/rt-polarity_STEPS_steps_seedSEED.json`, so a killed sitting loses at most the run
-under way, and a method already recorded at that rate is skipped (one recorded at another rate is kept: the
+`reports/results/zo_optimizers/rt-polarity_STEPS_steps_seedSEED.json` (or NAME.json: a new machine's sitting
+in a record of its own, since a record names one CPU), so a killed sitting loses at most the run under way, and a method already recorded at that rate is skipped (one recorded at another rate is kept: the
 new run is recorded as METHOD@LR).
 """
 from __future__ import annotations
@@ -27,24 +28,26 @@ SETS = ["batch_size=16", "num_dev=500", "num_test=1000", "eval_every=50", "eval_
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="METHOD=LR")
+    ap.add_argument("runs", nargs="+", help="METHOD=LR[,KEY=VALUE...] (more settings of the method: anchor_lr=3e-4)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--record", help="the record's file name (default rt-polarity_STEPS_steps_seedSEED)")
     args = ap.parse_args()
-    path = OUT / f"rt-polarity_{args.steps}_steps_seed{args.seed}.json"
+    path = OUT / f"{args.record or f'rt-polarity_{args.steps}_steps_seed{args.seed}'}.json"
     record = json.loads(path.read_text()) if path.exists() else {
         "what": f"{args.steps} steps, rt-polarity, smollm2-135m, seed {args.seed}, batch 16, dev 500 every 50, test 1000",
         "cpu": cpu_name(), "date": datetime.date.today().isoformat(),
         "command": f"benchmark run METHOD rt-polarity --steps {args.steps} --seed {args.seed} --set lr=LR "
                    + " ".join(SETS), "runs": {}}
     for spec in args.runs:
-        method, lr = spec.split("=", 1)
+        method, rest = spec.split("=", 1)
+        lr, *more = rest.split(",")
         key = method if record["runs"].get(method, {}).get("lr", lr) == lr else f"{method}@{lr}"  # a second rate
         if key in record["runs"]:
             print(f"{method} at lr {lr}: recorded already", flush=True)
             continue
         cmd = [sys.executable, "-m", "benchmark.cli", "run", method, "rt-polarity", "--steps", str(args.steps),
-               "--seed", str(args.seed), "--json", "--experiment", "zo-optimizers", "--set", f"lr={lr}", *SETS]
+               "--seed", str(args.seed), "--json", "--experiment", "zo-optimizers", "--set", f"lr={lr}", *more, *SETS]
         print(" ".join(cmd[2:]), flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
@@ -53,7 +56,7 @@ def main() -> None:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         history = client().get_metric_history(r["run_id"], names.DEV_SCORE)
         record["runs"][key] = {
-            "lr": lr, "dev_curve": [[m.step, m.value] for m in sorted(history, key=lambda m: m.step)],
+            "lr": lr, **({"sets": more} if more else {}), "dev_curve": [[m.step, m.value] for m in sorted(history, key=lambda m: m.step)],
             "dev_best": r[names.DEV_BEST], "best_step": r[names.DEV_BEST_STEP], "test": r[names.TEST_SCORE],
             "steps_per_s": r[names.STEPS_PER_S], "peak_memory_gb": r[names.PEAK_MEMORY],
             "forward_passes": r.get(names.FORWARD_PASSES), "git_commit": subprocess.run(
