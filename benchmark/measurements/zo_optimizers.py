@@ -47,7 +47,7 @@ def main() -> None:
             print(f"{method} at lr {lr}: recorded already", flush=True)
             continue
         cmd = [sys.executable, "-m", "benchmark.cli", "run", method, "rt-polarity", "--steps", str(args.steps),
-               "--seed", str(args.seed), "--json", "--experiment", "zo-optimizers", "--set", f"lr={lr}", *more, *SETS]
+               "--seed", str(args.seed), "--json", "--experiment", "zo-optimizers", "--set", f"lr={lr}", *SETS, *more]
         print(" ".join(cmd[2:]), flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
