@@ -121,7 +121,8 @@ class ZOMuon(Factored):
 
     def u(self, seed: int, i: int) -> torch.Tensor:
         """u (r x n, float32) of matrix i for the sample with this seed."""
-        return lowrank.gaussian(self.engine.directions, seed, lowrank.U, i, self.rank(i), self.engine.params[i].shape[1])
+        cols = self.engine.params[i].shape[1]
+        return lowrank.gaussian(self.engine.directions, seed, lowrank.U, i, self.rank(i), cols)
 
     def variants(self, step: int, seeds: list[int]):
         """multiple_sample: [theta, theta + eps D_1, ..., theta + eps D_N]; else [theta + eps D, theta - eps D]

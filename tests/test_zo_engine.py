@@ -194,3 +194,33 @@ def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_wo
     assert engine.fits(2)  # 900 <= 0.9 * 1000
     with pytest.warns(UserWarning, match="stacked batches"):
         assert not engine.fits(3)  # 1350 > 900
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_best_on_dev_weights_in_half_precision_are_the_ones_taken_bit_for_bit(dtype, monkeypatch):
+    """fp16 and bf16 weights: the checkpoint is a host copy (one copy of the trained weights in host memory), so
+    200 steps on, restoring gives the weights a clone took at step 100 bit for bit. Walking the undo log back
+    instead (what fp32 runs do) does not: each inverse rounds again in half precision."""
+    from benchmark.models import load_model
+
+    def run(walk_back: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        loaded = load_model("tiny-random-llama", CPU, dtype)
+        with monkeypatch.context() as patch:
+            if walk_back:
+                patch.setattr(MeZO, "rolls_back", lambda self: True)
+            trainer = make("mezo", loaded.model, lr="1e-2")
+        assert trainer.checkpoint_kind == ("undo" if walk_back else "host")
+        loop, clone, best = Loop(loaded), None, None
+        for step in range(200):
+            trainer.step(step, loop.loss_fn(), loop.loss_fn)
+            if step == 99:
+                best, clone = trainer.checkpoint(), [p.detach().clone() for p in trainer.engine.params]
+        moved = [p.detach().clone() for p in trainer.engine.params]
+        trainer.restore(best)
+        assert not all(torch.equal(a, b) for a, b in zip(moved, clone))  # the last 100 steps moved the weights
+        return [p.detach().clone() for p in trainer.engine.params], clone
+
+    restored, clone = run(walk_back=False)
+    assert all(torch.equal(a, b) for a, b in zip(restored, clone))
+    walked, clone = run(walk_back=True)
+    assert not all(torch.equal(a, b) for a, b in zip(walked, clone))

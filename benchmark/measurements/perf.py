@@ -6,7 +6,8 @@ allocator peak, or process RSS on CPU) is its own and not a leftover of the prev
 `mezo-reference` is MeZO's released engine (methods/mezo_reference.py) with its scoring (one row
 per candidate, LM head over every position): the baseline `speedup_vs_reference` is taken against.
 A method whose steps differ (`cycle`: MeZO-SVRG's anchor every q steps) is timed a cycle at a time and its
-row gives the mean step and forwards. DiZO rows add their projection, amortised over `projection_interval` steps, and report
+row gives the mean step and forwards. DiZO rows add their projection, amortised over `projection_interval` steps,
+and report
 `projection_overhead`: the projection's time over that of the forwards it adds (`projection_passes`).
 `state` is what the method declares it holds across steps, in copies of the trained weights
 (`state_copies`), beside the peak measured here.

@@ -129,7 +129,8 @@ class ZOMethod(Declared, first_order=False, trains=True, projects=False, replays
                     out.append(loss_fn.copies(1).item())
             return out
 
-    def along_z(self, seed: int, eps: float, scales: list[torch.Tensor] | None = None, center: bool = False) -> Variants:
+    def along_z(self, seed: int, eps: float, scales: list[torch.Tensor] | None = None,
+                center: bool = False) -> Variants:
         """The variants [theta,] theta + eps z s, theta - eps z s (z times `scales[i]`: HiZOO's factor), both
         probes of a parameter from one pass over theta (`ZOEngine.pair`)."""
         engine = self.engine
