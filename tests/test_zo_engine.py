@@ -196,6 +196,7 @@ def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_wo
         assert not engine.fits(3)  # 1350 > 900
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_best_on_dev_weights_in_half_precision_are_the_ones_taken_bit_for_bit(dtype, monkeypatch):
     """fp16 and bf16 weights: the checkpoint is a host copy (one copy of the trained weights in host memory), so
@@ -208,7 +209,7 @@ def test_best_on_dev_weights_in_half_precision_are_the_ones_taken_bit_for_bit(dt
         with monkeypatch.context() as patch:
             if walk_back:
                 patch.setattr(MeZO, "rolls_back", lambda self: True)
-            trainer = make("mezo", loaded.model, lr="1e-2")
+            trainer = make("mezo", loaded.model)
         assert trainer.checkpoint_kind == ("undo" if walk_back else "host")
         loop, clone, best = Loop(loaded), None, None
         for step in range(200):
