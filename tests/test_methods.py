@@ -9,7 +9,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, validate
 from methods.layers import find_modules
 from methods.registry import METHODS
-from tests.helpers import TWINS_TRIMMED, LORA, SETTINGS, TRAINED, Loop, make, params_of, tiny
+from tests.helpers import HELD, LORA, SETTINGS, TRAINED, Loop, make, params_of, tiny
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -95,7 +95,7 @@ FIVE_FORWARDS = ("zo-sgd-cons",)  # 150 of its five-forward steps cost 10 s on a
 # The LoRA twins of ZO-Bench's optimizers and Forward-Grad learn as their base does, through adapters whose
 # learning mezo-lora, hizoo-lora, dizo-lora and dizo-fo-lora hold here; theirs is held by the adapter test
 # below and the golden trajectories (their 250-step runs measured 0.67-0.84 of the start, seed 0).
-LEARNS = [m for m in TRAINED if not (m.startswith(TWINS_TRIMMED) and m.endswith("-lora"))]
+LEARNS = HELD
 
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in FIVE_FORWARDS else m

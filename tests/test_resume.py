@@ -22,7 +22,7 @@ from benchmark.loop import build_method, replay_log, train
 from benchmark.runner import build_run, sample
 from methods.registry import METHODS
 from tests.golden import fingerprint
-from tests.helpers import TWINS_TRIMMED, BENCH, CPU, ROWS, SETTINGS, TRAINED, bench, params_of, task_file, tiny, write_rows
+from tests.helpers import HELD, BENCH, CPU, ROWS, SETTINGS, TRAINED, bench, params_of, task_file, tiny, write_rows
 
 # settings under which every mechanism is exercised within 20 steps: the weights move, HiZOO's Hessian moves,
 # DiZO projects before and after the interruption, full fine-tuning checkpoints
@@ -64,7 +64,6 @@ def toy_run(method: str, tmp_path, kill_at: int | None = None, resume: bool = Fa
 
 # The LoRA twins of ZO-Bench's optimizers and Forward-Grad resume and replay through code these tests hold twice
 # already: their base's step and the adapters (mezo-lora, dizo-lora); their 10 cases cost a minute of a 2-core machine.
-HELD = [m for m in TRAINED if not (m.startswith(TWINS_TRIMMED) and m.endswith("-lora"))]
 
 
 @pytest.mark.parametrize("method", HELD)
