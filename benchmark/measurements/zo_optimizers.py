@@ -7,8 +7,8 @@ batch 16, dev 500 every 50 steps, test 1000; KEY=VALUE settings override these) 
 CLI; as each finishes its dev curve, test score, rate and peak join
 `reports/results/zo_optimizers/rt-polarity_STEPS_steps_seedSEED.json` (or NAME.json: a new machine's sitting
 in a record of its own, since a record names one CPU), so a killed sitting loses at most the run under way, and
-a method already recorded at that rate is skipped (one recorded at another rate is kept: the new run is
-recorded as METHOD@LR). `--plot NAME [NAME ...] --out FILE.png`: the dev curves of the runs in those records,
+a method already recorded at that rate and settings is skipped (one recorded with others is kept: the new run
+is recorded as METHOD@LR[,KEY=VALUE...]). `--plot NAME [NAME ...] --out FILE.png`: the dev curves of the runs in those records,
 one panel, for a note or a README.
 """
 from __future__ import annotations
@@ -50,7 +50,9 @@ def main() -> None:
     for spec in args.runs:
         method, rest = spec.split("=", 1)
         lr, *more = rest.split(",")
-        key = method if record["runs"].get(method, {}).get("lr", lr) == lr else f"{method}@{lr}"  # a second rate
+        held = record["runs"].get(method)
+        same = held is None or (held["lr"], held.get("sets", [])) == (lr, more)
+        key = method if same else f"{method}@{','.join([lr, *more])}"  # a second rate or other settings
         if key in record["runs"]:
             print(f"{method} at lr {lr}: recorded already", flush=True)
             continue
