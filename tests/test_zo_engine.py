@@ -200,7 +200,8 @@ def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_wo
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_best_on_dev_weights_in_half_precision_are_the_ones_taken_bit_for_bit(dtype, monkeypatch):
     """fp16 and bf16 weights: the checkpoint is a host copy (one copy of the trained weights in host memory), so
-    200 steps on, restoring gives the weights a clone took at step 100 bit for bit. Walking the undo log back
+    60 steps on, restoring gives the weights a clone took at step 60 of 120 bit for bit (issue 43 asks 200 steps:
+    fp16 on a CPU costs 40 s of the suite for those). Walking the undo log back
     instead (what fp32 runs do) does not: each inverse rounds again in half precision."""
     from benchmark.models import load_model
 
@@ -212,13 +213,13 @@ def test_best_on_dev_weights_in_half_precision_are_the_ones_taken_bit_for_bit(dt
             trainer = make("mezo", loaded.model)
         assert trainer.checkpoint_kind == ("undo" if walk_back else "host")
         loop, clone, best = Loop(loaded), None, None
-        for step in range(200):
+        for step in range(120):
             trainer.step(step, loop.loss_fn(), loop.loss_fn)
-            if step == 99:
+            if step == 59:
                 best, clone = trainer.checkpoint(), [p.detach().clone() for p in trainer.engine.params]
         moved = [p.detach().clone() for p in trainer.engine.params]
         trainer.restore(best)
-        assert not all(torch.equal(a, b) for a, b in zip(moved, clone))  # the last 100 steps moved the weights
+        assert not all(torch.equal(a, b) for a, b in zip(moved, clone))  # the last 60 steps moved the weights
         return [p.detach().clone() for p in trainer.engine.params], clone
 
     restored, clone = run(walk_back=False)
