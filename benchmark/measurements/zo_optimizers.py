@@ -84,7 +84,7 @@ def plot(paths: list[Path], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(10, 4.2))
     cpus = set()
     for path in paths:
         record = json.loads(path.read_text())
@@ -92,11 +92,12 @@ def plot(paths: list[Path], out: Path) -> None:
         for key, run in record["runs"].items():
             steps, dev = zip(*run["dev_curve"])
             sets = "".join(f", {s}" for s in run.get("sets", []) if not s.startswith("eval_every"))
-            ax.plot(steps, dev, marker="o", label=f"{key} (lr {run['lr']}{sets}; {run.get('forward_passes', '?')} forwards)")
+            label = f"{key.split('@')[0]} (lr {run['lr']}{sets}; {run.get('forward_passes', '?')} forwards)"
+            ax.plot(steps, dev, marker="o", label=label)
     ax.set(xlabel="step", ylabel="dev accuracy (500 examples)")
     ax.set_title(f"rt-polarity, smollm2-135m, one seed (an anecdote)\n{'; '.join(sorted(cpus))}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")
