@@ -7,6 +7,7 @@ once to safetensors) and tiny random models for tests; any other name is handed 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib.util
 import statistics
@@ -84,6 +85,13 @@ def load_smollm2(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokeniz
 
 def _tiny(config_cls_name: str, **arch: int) -> Loader:
     def load(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        """A copy of the one built in this process: the suite loads the tiny models hundreds of times, and a
+        copy costs a twentieth of parsing the tokenizer and initialising the weights again."""
+        model, tokenizer = build(dtype)
+        return copy.deepcopy(model), tokenizer
+
+    @functools.cache
+    def build(dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         """Random weights (seed 0) from a small config, SmolLM2's tokenizer: for fast tests."""
         import transformers
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer

@@ -1,5 +1,7 @@
 """Every method of the paper: the properties that make each one what it claims to be."""
+import collections
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.settings import apply_overrides, validate
 from methods.layers import find_modules
 from methods.registry import METHODS
-from tests.helpers import HELD, LORA, SETTINGS, TRAINED, Loop, make, params_of, tiny
+from tests.helpers import BUDGET, HELD, LORA, PAPERS, SETTINGS, TRAINED, Loop, make, params_of, tiny
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -96,6 +98,32 @@ FIVE_FORWARDS = ("zo-sgd-cons",)  # 150 of its five-forward steps cost 10 s on a
 # learning mezo-lora, hizoo-lora, dizo-lora and dizo-fo-lora hold here; theirs is held by the adapter test
 # below and the golden trajectories (their 250-step runs measured 0.67-0.84 of the start, seed 0).
 LEARNS = HELD
+
+
+class CasesPerMethod:
+    """A pytest plugin: each method's parametrised cases (those with a registered method's name among their
+    parameters) in a collection."""
+
+    def __init__(self) -> None:
+        self.cases: collections.Counter = collections.Counter()
+
+    def pytest_collection_modifyitems(self, items) -> None:
+        names = set(METHODS.names())
+        self.cases.update(value for item in items if hasattr(item, "callspec")
+                          for value in item.callspec.params.values() if isinstance(value, str) and value in names)
+
+
+def test_a_method_outside_the_papers_keeps_to_its_share_of_the_suite():
+    """A new method adds its fidelity test, its golden trajectory and at most its budget of parametrised cases
+    (each of the toy size their tests declare), so the suite grows by a known share per method, not by one case
+    in every parametrised test. Counted on the whole suite's collection."""
+    counter = CasesPerMethod()
+    assert pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(Path(__file__).parent)],
+                       plugins=[counter]) == 0
+    cases = counter.cases
+    over = {m: cases[m] for m in TRAINED if m not in PAPERS and cases[m] > BUDGET["twin" if m in LORA else "base"]}
+    assert not over, f"over the budget {BUDGET}: {over}"
+    assert all(cases[m] > 0 for m in TRAINED) and cases["mezo"] > BUDGET["base"], cases
 
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in FIVE_FORWARDS else m
