@@ -208,13 +208,13 @@ class DiZO(MeZO, projects=True):
         return self.score(loss_fn, len(ratios), make, self.hp.dual_forward, indices=self.slot)
 
     def norms(self) -> torch.Tensor:
-        """ts = ||theta - theta0|| per projected layer (float64 on CPU: L scalars)."""
+        """ts = ||theta - theta0|| per projected layer (float64 on CPU: L scalars, read back in one copy)."""
         out = []
         for k, (_, i) in enumerate(self.layers):
             p = self.engine.params[i]
             wide = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 -> fp32; fp64 stays
-            out.append(torch.linalg.vector_norm(p.detach().to(wide) - self.base[k].to(p.device, wide)).item())
-        return torch.tensor(out, dtype=torch.float64)
+            out.append(torch.linalg.vector_norm(p.detach().to(wide) - self.base[k].to(p.device, wide)).double())
+        return torch.stack(out).cpu()
 
     @staticmethod
     def ratios(gamma: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,8 @@ class ForwardGrad(ZOMethod):
 
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
             loss, derivative = torch.func.jvp(loss_at, tuple(p.detach() for p in engine.params), tangents)
-        return loss.item(), derivative.item()
+        loss, derivative = torch.stack([loss, derivative]).tolist()  # one read back to the host, not two
+        return loss, derivative
 
     def estimate(self, step: int, seed: int, loss_fn: LossFn, fresh: Fresh | None) -> tuple[dict, float, dict]:
         loss, derivative = self.directional(seed, loss_fn)

@@ -6,7 +6,7 @@ from benchmark.scoring import BatchLoss, Encoder, classification_loss
 from methods.base import decays, trainable
 from methods.mezo import MeZO, MeZOHparams
 from methods.zo import ZOEngine, directions, substitution
-from methods.zo import engine as zo
+from methods.zo import path
 from tests.helpers import CPU, Loop, make, params_of, toy_examples
 from tests.helpers import tiny as tiny_model
 
@@ -133,10 +133,16 @@ def assert_same(a, b) -> None:
     assert all(torch.equal(params_a[n], params_b[n]) for n in params_b)
 
 
+# A covering design, not the product: the stacked forward is the architecture's (the substitution), what is stacked
+# the method's (its score), so MeZO meets every architecture and each other method one, a tied one where its
+# update streams the embedding (HiZOO's fused kernel). Twelve cases, not twenty-four.
+DUALS = [("mezo", {}, arch) for arch in ("llama", "opt", "roberta")] + [
+    ("hizoo", {"hessian_smooth": "0.1"}, "opt"), ("dizo", {"projection_interval": "3"}, "roberta"),
+    ("mezo-lora", {}, "llama")]  # OPT and RoBERTa tie the embedding to the LM head
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("arch", ["llama", "opt", "roberta"])  # OPT and RoBERTa tie the embedding to the LM head
-@pytest.mark.parametrize("method,sets", [("mezo", {}), ("hizoo", {"hessian_smooth": "0.1"}),
-                                         ("dizo", {"projection_interval": "3"}), ("mezo-lora", {})])
+@pytest.mark.parametrize("method,sets,arch", DUALS)
 def test_dual_forward_equals_sequential_bit_for_bit(arch, method, sets, stream, monkeypatch):
     """One pass over the stacked batch gives what the probes one by one give: the same losses, projected
     gradients and weights after 5 steps (DiZO: a projection round included; HiZOO: its Hessian moving),
@@ -181,19 +187,24 @@ def test_streamed_forward_equals_explicitly_shifted_weights(monkeypatch):
     assert plus == pytest.approx(explicit, rel=1e-5) and minus != pytest.approx(plus, rel=1e-7)
 
 
-def test_the_dual_forward_waits_for_a_measured_forward_and_falls_back_when_it_would_not_fit(monkeypatch):
+def test_the_dual_forward_waits_for_a_measured_forward_then_decides_once_whether_it_fits(monkeypatch):
     """On CUDA: no stacked forward before one forward's activation peak is known; then `copies` times it
-    against the free memory (with FIT_MARGIN). A CPU always fits."""
+    against the free memory (with FIT_MARGIN), asked once a run for each number of copies and kept (no memory
+    query a step). A CPU always fits."""
     model = torch.nn.Linear(4, 4)
     engine = ZOEngine(model, trainable(model), set())
-    assert engine.fits(3)  # CPU
+    assert engine.fits(3) and engine.decided == {}  # CPU
     engine.device = torch.device("cuda")  # no GPU here: the decision alone
-    monkeypatch.setattr(zo, "free_bytes", lambda device: 1000)
-    assert not engine.fits(2)  # not measured yet
+    asked = []
+    monkeypatch.setattr(path, "free_bytes", lambda device: asked.append(device) or 1000)
+    assert not engine.fits(2) and not asked  # not measured yet
     engine._forward_bytes = 450
     assert engine.fits(2)  # 900 <= 0.9 * 1000
     with pytest.warns(UserWarning, match="stacked batches"):
         assert not engine.fits(3)  # 1350 > 900
+    monkeypatch.setattr(path, "free_bytes", lambda device: asked.append(device) or 10**9)
+    assert engine.fits(2) and not engine.fits(3) and len(asked) == 2  # decided: more free memory changes nothing
+    assert engine.decided == {2: True, 3: False}
 
 
 @pytest.mark.slow

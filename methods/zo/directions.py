@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import torch
 
+from methods.zo import path
 from methods.zo.generators import make, mix
 
 # A parameter of CHUNK_MIN_NUMEL values or more is drawn in slices along its first dim, shared out among the
@@ -52,7 +53,7 @@ class Directions:
         # a counter-based generator computes z inside its kernels at memory speed, with nothing to keep
         self.keep = keep and not self.generator.counter_based
         threads = max(1, torch.get_num_threads())
-        self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 and device.type == "cpu" else None
+        self._pool = ThreadPoolExecutor(max_workers=threads - 1) if threads > 1 and not path.cuda(device) else None
         self._shares = threads if self._pool is not None else 1  # threads that work: the caller and the pool
         self._chunks = [chunk_rows(p) for p in params]
         self._kept: dict[int, dict[tuple[int, int], tuple[int, torch.Tensor]]] = {}  # i -> rows -> (seed, z)

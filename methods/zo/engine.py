@@ -27,6 +27,7 @@ from typing import Callable, ContextManager, Iterable, Iterator
 import torch
 from torch import nn
 
+from methods.zo import path
 from methods.zo import update as updates
 from methods.zo.directions import Directions
 from methods.zo.generators import AUTO
@@ -46,7 +47,7 @@ class ZOEngine:
         self.directions = Directions(self.params, generator, keep=keep_directions)
         self.substitution = Substitution(model, self.params, self.names)
         self._forward_bytes: int | None = None  # CUDA: one forward's activation peak, once measured
-        self._told = False
+        self.decided: dict[int, bool] = {}  # CUDA: copies -> whether they run as one stacked forward (`fits`)
 
     def direction(self, seed: int, i: int, rows: slice | None = None) -> torch.Tensor:
         """z of parameter i at this seed (a fresh tensor)."""
@@ -122,36 +123,30 @@ class ZOEngine:
     # -- memory fit (CUDA) ---------------------------------------------------------------------------
 
     def fits(self, copies: int) -> bool:
-        """Whether `copies` stacked batches fit the device. Always on a CPU. On CUDA, only once one
-        forward's activation peak is known (`measured`): copies times it within FIT_MARGIN of the free
-        memory; a run that does not fit stays sequential, with the same numbers up to the rounding of
-        kernels that depend on the batch size (the module docstring)."""
-        if self.device.type != "cuda":
+        """Whether `copies` stacked batches run as one forward. Always on a CPU. On CUDA's path, decided once
+        a run for each number of copies (`decided`, which the method reports), the first time it is asked
+        after one forward's activation peak is known (`measured`): copies times it within FIT_MARGIN of the
+        free memory, no memory query after that; a run that does not fit stays sequential, with the same
+        numbers up to the rounding of kernels that depend on the batch size (the module docstring)."""
+        if not path.cuda(self.device):
             return True
         if self._forward_bytes is None:
             return False
-        free = free_bytes(self.device)
-        if copies * self._forward_bytes <= FIT_MARGIN * free:
-            return True
-        if not self._told:
-            self._told = True
-            warnings.warn(f"ZO: {copies} stacked batches need about {copies * self._forward_bytes / 2**30:.1f} GiB, "
-                          f"{free / 2**30:.1f} GiB free: probes run one forward each")
-        return False
+        if copies not in self.decided:
+            free = path.free_bytes(self.device)
+            self.decided[copies] = copies * self._forward_bytes <= FIT_MARGIN * free
+            if not self.decided[copies]:
+                warnings.warn(f"ZO: {copies} stacked batches need about {copies * self._forward_bytes / 2**30:.1f} "
+                              f"GiB, {free / 2**30:.1f} GiB free: probes run one forward each")
+        return self.decided[copies]
 
     @contextlib.contextmanager
     def measured(self) -> Iterator[None]:
-        """On CUDA, records the block's activation peak (one forward) the first time it runs."""
-        if self.device.type != "cuda" or self._forward_bytes is not None:
+        """On CUDA's path, records the block's activation peak (one forward) the first time it runs."""
+        if not path.cuda(self.device) or self._forward_bytes is not None:
             yield
             return
-        torch.cuda.reset_peak_memory_stats(self.device)
-        base = torch.cuda.memory_allocated(self.device)
-        yield
-        self._forward_bytes = torch.cuda.max_memory_allocated(self.device) - base
-
-
-def free_bytes(device: torch.device) -> int:
-    """Free CUDA memory: the driver's free plus what torch's allocator holds unused."""
-    free, _ = torch.cuda.mem_get_info(device)
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        peaks: list[int] = []
+        with path.peak(self.device, peaks):
+            yield
+        self._forward_bytes = peaks[0]

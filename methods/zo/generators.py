@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from benchmark.core.errors import BenchmarkError
+from methods.zo import path
 
 MASK64 = (1 << 64) - 1
 
@@ -82,16 +83,16 @@ class Philox:
 
     def fuses(self, t: torch.Tensor) -> bool:
         """CUDA: any float dtype (Triton computes in float32); CPU: float32 (numba has no bfloat16)."""
-        return t.is_cuda or t.dtype == torch.float32
+        return path.cuda(t.device) or t.dtype == torch.float32
 
     def writes(self, t: torch.Tensor, dtype: torch.dtype) -> bool:
         """CUDA: any float dtype; CPU: float32 weights to bfloat16 probes (`cpu.pair_bf16`)."""
-        return self.fuses(t) and (t.is_cuda or dtype in (torch.float32, torch.bfloat16))
+        return self.fuses(t) and (path.cuda(t.device) or dtype in (torch.float32, torch.bfloat16))
 
     def pair(self, theta: torch.Tensor, scale: torch.Tensor | None, plus: torch.Tensor, minus: torch.Tensor,
              key: int, start: int, eps: float) -> None:
         """plus = theta + eps z s, minus = theta - eps z s, flat contiguous views, z from counter `start` on."""
-        if theta.is_cuda:
+        if path.cuda(theta.device):
             from methods.zo import gpu
 
             gpu.pair(theta, scale, plus, minus, key, start, eps)
@@ -106,7 +107,7 @@ class Philox:
 
     def axpy(self, theta: torch.Tensor, key: int, start: int, keep: float, coeff: float) -> None:
         """theta = keep theta - coeff z in place (a flat contiguous view)."""
-        if theta.is_cuda:
+        if path.cuda(theta.device):
             from methods.zo import gpu
 
             gpu.axpy(theta, key, start, keep, coeff)
@@ -118,7 +119,7 @@ class Philox:
     def hizoo(self, theta: torch.Tensor, scale: torch.Tensor, key: int, start: int, keep: float, coeff: float,
               smooth: float, ac: float) -> None:
         """HiZOO's released update of theta and its scale in place (flat contiguous views; `methods/hizoo.py`)."""
-        if theta.is_cuda:
+        if path.cuda(theta.device):
             from methods.zo import gpu
 
             gpu.hizoo(theta, scale, key, start, keep, coeff, smooth, ac)
@@ -129,7 +130,7 @@ class Philox:
 
     def probe_signs(self, theta: torch.Tensor, plus: torch.Tensor, key: int, start: int, eps: float) -> None:
         """plus = theta + eps r, r the Rademacher stream `key` (flat contiguous views): FZOO's probe."""
-        if theta.is_cuda:
+        if path.cuda(theta.device):
             from methods.zo import gpu
 
             gpu.probe_signs(theta, plus, key, start, eps)
@@ -140,7 +141,7 @@ class Philox:
 
     def axpy_signs(self, theta: torch.Tensor, keys: list[int], coeffs: list[float], start: int, keep: float) -> None:
         """theta = keep theta - sum_k coeffs[k] r_k in place, the probes in order (a flat contiguous view)."""
-        if theta.is_cuda:
+        if path.cuda(theta.device):
             from methods.zo import gpu
 
             gpu.axpy_signs(theta, keys, coeffs, start, keep)
@@ -152,7 +153,7 @@ class Philox:
     def fill(self, out: torch.Tensor, seed: int, i: int, chunk: int | None, start: int, share: int) -> None:
         flat = out.view(-1)
         target = flat if flat.dtype == torch.float32 else torch.empty(flat.shape, dtype=torch.float32, device=out.device)
-        if out.is_cuda:
+        if path.cuda(out.device):
             from methods.zo import gpu
 
             gpu.fill(target, mix(seed, i), start)

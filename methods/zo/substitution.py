@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
+from methods.zo import path
 from methods.zo.directions import chunk_rows
 
 STREAM_MIN_NUMEL = 1 << 22
@@ -80,7 +81,7 @@ class Substitution:
         p = self.params[i]
         if p.numel() < STREAM_MIN_NUMEL:
             return [self.whole(i)]
-        limit, row = PART_NUMEL.get(p.device.type, PART_NUMEL["cpu"]), p[0].numel()
+        limit, row = PART_NUMEL["cuda" if path.cuda(p.device) else "cpu"], p[0].numel()
         out: list[slice] = []
         for lo, hi in chunk_rows(p):
             if out and (hi - out[-1].start) * row <= limit:
