@@ -7,7 +7,7 @@ PRESET ?= offline
 WORKERS ?= 1
 EXP ?= table4
 
-.PHONY: install lock test test-all demo bench ui dashboard clean
+.PHONY: install lock test test-all demo bench ui dashboard clean gpu-check
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,14 @@ lock:
 
 test: install
 	$(VENV)/bin/python -m pytest -q -n auto --durations=15
+
+# The prepared GPU check, one command within 5 minutes on a GPU machine that has torch with CUDA, transformers,
+# peft, triton, numba and pytest (no venv: such a machine may have no network): the `gpu` tests, then Table 10
+# over every method, the released engine first, its record under reports/results/perf/ as each row lands.
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=. timeout 120 $(GPU_PYTHON) -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
+	PYTHONPATH=. $(GPU_PYTHON) -m benchmark.measurements.table10_gpu --steps 3 --budget-s 150
 
 # Zero-shot, FT and MeZO on rt-polarity with smollm2-135m on CPU, then the table read back from MLflow.
 DEMO := --experiment demo --set num_dev=300 --set num_test=500 --set eval_every=25 --set eval_batch_size=64

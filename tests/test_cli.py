@@ -191,3 +191,25 @@ def test_ctrl_c_ends_a_run_killed_interrupted_in_one_line(tmp_path):
     run, = mlflow.search_runs(experiment_names=["adhoc"], output_format="list")
     assert (run.info.status, run.data.tags.get("reason")) == ("KILLED", "interrupted")
     assert mlflow.MlflowClient().get_metric_history(run.info.run_id, "train/loss")  # the steps so far are kept
+
+
+def test_the_gpu_tables_dry_run_on_cpu_writes_each_row_and_its_ratios(tmp_path, capsys):
+    """`table10_gpu --device cpu --config tiny`: the prepared GPU check's measurement, run through on a CPU. Its
+    record holds each row as measured, a row past `--budget-s` is named as not reached, and the printed table
+    gives the ratios (MeZO's throughput against itself 1.00)."""
+    import json
+
+    from benchmark.measurements import table10_gpu
+
+    out = tmp_path / "t10.json"
+    table10_gpu.main(["--device", "cpu", "--config", "tiny", "--steps", "1", "--out", str(out),
+                      "--methods", "mezo-reference", "mezo", "dizo", "lora"])
+    record = json.loads(out.read_text())
+    assert [r["method"] for r in record["rows"]] == ["mezo-reference", "mezo", "dizo", "lora"]
+    assert all(r["step_s"] > 0 and r["forward_passes"] >= 1 for r in record["rows"])
+    assert record["rows"][2]["projection_over_its_forwards"] > 0 and record["device"] != "cpu"  # the CPU named
+    printed = capsys.readouterr().out
+    assert "| mezo | " in printed and "| 1.00 |" in printed.split("| mezo | ")[1].split("\n")[0]
+    table10_gpu.main(["--device", "cpu", "--config", "tiny", "--steps", "1", "--out", str(out), "--budget-s", "0",
+                      "--methods", "mezo", "lora"])
+    assert json.loads(out.read_text())["rows"][1] == {"method": "lora", "error": "not reached (--budget-s)"}

@@ -102,14 +102,14 @@ LEARNS = HELD
 
 class CasesPerMethod:
     """A pytest plugin: each method's parametrised cases (those with a registered method's name among their
-    parameters) in a collection."""
+    parameters) in a collection, but the `gpu` ones (`make test` deselects them)."""
 
     def __init__(self) -> None:
         self.cases: collections.Counter = collections.Counter()
 
     def pytest_collection_modifyitems(self, items) -> None:
         names = set(METHODS.names())
-        self.cases.update(value for item in items if hasattr(item, "callspec")
+        self.cases.update(value for item in items if hasattr(item, "callspec") and not item.get_closest_marker("gpu")
                           for value in item.callspec.params.values() if isinstance(value, str) and value in names)
 
 
