@@ -152,7 +152,8 @@ class HiZOO(MeZO):
             lo = min(s.min().item() for s in self.scales)
             hi = max(s.max().item() for s in self.scales)
             sample = torch.cat([s.view(-1)[idx.to(s.device)].float().cpu() for s, idx in zip(self.scales, self._sample)])
-        return {names.HIZOO_SCALE_MIN: lo, names.HIZOO_SCALE_MEDIAN: sample.median().item(), names.HIZOO_SCALE_MAX: hi}
+        return {**super().diagnostics(), names.HIZOO_SCALE_MIN: lo, names.HIZOO_SCALE_MEDIAN: sample.median().item(),
+                names.HIZOO_SCALE_MAX: hi}
 
 
 register_method("hizoo-lora")(with_lora(HiZOO, {"lr": "1e-1"}, lr=1e-4, eps=1e-2))

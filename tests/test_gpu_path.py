@@ -179,9 +179,9 @@ class Counted:
         return out
 
 
-def cuda_steps(method: str, monkeypatch, steps: int) -> tuple[list[dict], int]:
+def cuda_steps(method: str, monkeypatch, steps: int) -> tuple[list[dict], object]:
     """Per step of `method` on CUDA's path: its Triton launches, torch ops outside the forwards, what it read
-    back to the host beside its losses, and whether it was a DiZO round; and the trained tensors' count."""
+    back to the host beside its losses, and whether it was a DiZO round; and the method."""
     launches = Launches(monkeypatch)
     model = Tiny()
     fields = METHODS.get(method).Hparams.__dataclass_fields__
@@ -201,7 +201,7 @@ def cuda_steps(method: str, monkeypatch, steps: int) -> tuple[list[dict], int]:
                             "projected": "projection" in result.record, "forwards": result.forward_passes})
     finally:
         torch.set_num_threads(threads)
-    return out, len(trainer.engine.params)
+    return out, trainer
 
 
 # Per step, per trained tensor (P of them; the adapters' with LoRA): Triton launches and torch ops outside the
@@ -232,7 +232,8 @@ def test_a_step_on_the_cuda_path_keeps_to_its_launches_and_never_waits_on_the_de
     fall among them): each within its stated launches and ops per trained tensor, no boolean indexing, and no
     read back to the host but the losses (and what `READS` names); a DiZO round reads its norms once."""
     assert method in BOUND, f"{method}: no stated bound (BOUND)"
-    rows, tensors = cuda_steps(method, monkeypatch, steps=2)
+    rows, trainer = cuda_steps(method, monkeypatch, steps=2)
+    tensors = len(trainer.engine.params)
     for step, row in enumerate(rows):
         rounds = int(row["projected"])
         launches, ops = BOUND[method]
@@ -258,3 +259,11 @@ def test_an_item_put_into_an_update_is_caught(monkeypatch):
     monkeypatch.setattr(MeZO, "descend", reading)
     rows, _ = cuda_steps("mezo", monkeypatch, steps=2)
     assert [row["syncs"] for row in rows] == [["item"], ["item"]]
+
+
+def test_the_stacked_choice_is_decided_once_and_in_the_runs_record(monkeypatch):
+    """The first step's lone forward is measured, the fit decided then, and the method's diagnostics (logged at
+    each evaluation) say the probes ran stacked; on the CPU's path there is nothing to decide."""
+    rows, trainer = cuda_steps("hizoo", monkeypatch, steps=2)
+    assert trainer.engine.decided == {3: True} and trainer.diagnostics()["zo/stacked"] == 1.0
+    assert "zo/stacked" not in make("hizoo", Tiny().lm).diagnostics()

@@ -32,6 +32,7 @@ DIZO_RATIO_AT_BOUND = "dizo/ratio_at_bound"  # share of the round's ratios on a 
 DIZO_TS_MEAN = "dizo/ts_mean"  # mean ||theta - theta0|| over the projected layers
 DIZO_LOSS_BEFORE, DIZO_LOSS_AFTER = "dizo/loss_before", "dizo/loss_after"  # the round's last batch
 HIZOO_SCALE_MIN, HIZOO_SCALE_MEDIAN, HIZOO_SCALE_MAX = "hizoo/scale_min", "hizoo/scale_median", "hizoo/scale_max"
+ZO_STACKED = "zo/stacked"  # CUDA: 1 where every score ran its variants as one stacked forward, 0 where one did not fit (decided once a run)
 DRIFT = "drift/{role}/{layer}"  # ||theta_t - theta_0|| of one projection (log_drift)
 DRIFT_KEY = re.compile("^" + DRIFT.format(role=r"(\w+)", layer=r"(\d+)") + "$")  # groups: role, layer
 

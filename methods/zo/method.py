@@ -24,6 +24,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence
 import torch
 from torch import nn
 
+from benchmark.core import names
 from benchmark.core.settings import one_of, param, positive, non_negative
 from methods.base import Declared, Fresh, LossFn, Schedule, StepResult, copy_back, decays, host_copy, trainable
 from methods.zo.engine import ZOEngine
@@ -190,4 +191,7 @@ class ZOMethod(Declared, first_order=False, trains=True, projects=False, replays
         pass
 
     def diagnostics(self) -> dict[str, float]:
-        return {}
+        """On CUDA's path, whether the probes ran stacked (`ZOEngine.fits`, decided once a run): in the run's
+        record, not a guess from its speed."""
+        decided = self.engine.decided
+        return {names.ZO_STACKED: float(all(decided.values()))} if decided else {}
