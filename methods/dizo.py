@@ -34,8 +34,9 @@ Ablations (paper Tables 8, 9, C.2): `reinit=false` (the released code always re-
 it gamma carries over from the last round, clipped into this round's range), `clip_range=none`,
 `projection_base=previous` (theta_{t-1}: the weights at the previous projection),
 `projection_target=lr` (the learned ratios scale the next interval's ZO steps of those layers instead of
-moving the weights). theta0 is kept only for the projected weights, in pinned host memory on a GPU
-(it is needed once per interval), so the GPU peak stays MeZO's; `theta0_on_device=true` keeps it on the GPU.
+moving the weights). theta0 is kept only for the projected weights (`theta0`): on a GPU on the device where it fits
+(`auto`: its size within FIT_MARGIN of the free memory when the run starts, decided once and reported as
+`dizo/theta0_on_device`), else in pinned host memory, which the round reads for every probe.
 `dizo-fo` learns the search with Adam through autograd (the paper's DiZO-dagger rows): `methods/dizo_fo.py`.
 """
 from __future__ import annotations
@@ -54,7 +55,8 @@ from methods.layers import parse_roles, role_weights, valid_roles
 from methods.lora import with_lora
 from methods.mezo import MeZO, MeZOHparams
 from methods.registry import register_method
-from methods.zo import mix
+from methods.zo import mix, path
+from methods.zo.engine import FIT_MARGIN
 
 GUARD = 1e-8  # the released code's ratio = gamma / (||delta|| + 1e-8)
 
@@ -75,7 +77,8 @@ class ProjectionHparams(MeZOHparams):
     projection_base: str = param("initial", "initial (theta0) | previous (weights at the last projection)", *one_of("initial", "previous"))
     projection_target: str = param("weights", "weights | lr (ratios scale the next interval's steps)", *one_of("weights", "lr"))
     projected_layers: str = param("q,v", "roles to project", valid_roles, "a comma list of q,k,v,o,dense")
-    theta0_on_device: bool = param(False, "keep theta0 on the GPU instead of pinned host memory")
+    theta0: str = param("auto", "where theta0 lives on a GPU: auto (the device where it fits, else pinned host "
+                        "memory) | device | host", *one_of("auto", "device", "host"))
 
 
 @dataclass
@@ -147,6 +150,7 @@ class DiZO(MeZO, projects=True):
         self.rule = self.search_rule(hp)
         index = {id(p): i for i, p in enumerate(self.engine.params)}
         self.layers = [(name, index[id(p)]) for name, p in role_weights(model, parse_roles(hp.projected_layers))]
+        self.theta0_on_device = self._place()
         self.base = [self._store(self.engine.params[i]) for _, i in self.layers]
         self.slot = {i: k for k, (_, i) in enumerate(self.layers)}  # parameter index -> projected layer
         self.gamma: torch.Tensor | None = None  # gamma per projected layer after the last round (float64)
@@ -160,10 +164,25 @@ class DiZO(MeZO, projects=True):
     def search_rule(hp: DiZOHparams) -> GammaRule:
         return GAMMA_RULES[hp.projection_rule](hp.projection_eps, hp.projection_step_size, hp.clip_range)
 
+    def _place(self) -> bool:
+        """Whether theta0 lives on the weights' device (decided once, when the run starts)."""
+        device = self.engine.device
+        if not path.cuda(device) or self.hp.theta0 != "auto":
+            return not path.cuda(device) or self.hp.theta0 == "device"
+        size = sum(p.numel() * p.element_size() for p in (self.engine.params[i] for _, i in self.layers))
+        return size <= FIT_MARGIN * path.free_bytes(device)
+
     def _store(self, p: torch.Tensor) -> torch.Tensor:
-        if p.device.type == "cuda" and not self.hp.theta0_on_device:
-            return p.detach().to("cpu", copy=True).pin_memory()
-        return p.detach().clone()
+        if self.theta0_on_device:
+            return p.detach().clone()
+        host = p.detach().to("cpu", copy=True)
+        return host.pin_memory() if p.is_cuda else host  # pinned: the round's copies to the device overlap
+
+    def diagnostics(self) -> dict[str, float]:
+        out = super().diagnostics()
+        if path.cuda(self.engine.device):
+            out[names.DIZO_THETA0_ON_DEVICE] = float(self.theta0_on_device)
+        return out
 
     def step(self, step: int, loss_fn: LossFn, fresh: Fresh | None = None) -> StepResult:
         out = super().step(step, loss_fn)

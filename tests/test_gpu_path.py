@@ -267,3 +267,16 @@ def test_the_stacked_choice_is_decided_once_and_in_the_runs_record(monkeypatch):
     rows, trainer = cuda_steps("hizoo", monkeypatch, steps=2)
     assert trainer.engine.decided == {3: True} and trainer.diagnostics()["zo/stacked"] == 1.0
     assert "zo/stacked" not in make("hizoo", Tiny().lm).diagnostics()
+
+
+def test_dizo_keeps_theta0_on_the_device_where_it_fits_decided_once_and_reported(monkeypatch):
+    """`theta0=auto`: on the device when the projected weights' copy fits the free memory at the start, else in
+    host memory (which every probe of a round then reads); `device` and `host` say where outright."""
+    model = Tiny()
+    with path.cuda_on_cpu():
+        assert make("dizo", model.lm).diagnostics()["dizo/theta0_on_device"] == 1.0
+        monkeypatch.setattr(path, "free_bytes", lambda device: 1000)  # q and v of Tiny: 1.5 KiB
+        tight = make("dizo", model.lm)
+        assert not tight.theta0_on_device and tight.diagnostics()["dizo/theta0_on_device"] == 0.0
+        assert make("dizo", model.lm, theta0="device").theta0_on_device
+    assert "dizo/theta0_on_device" not in make("dizo", model.lm).diagnostics()  # the CPU's path: one memory

@@ -30,6 +30,7 @@ CONTRACT = (DEV_BEST, TEST_SCORE, PEAK_MEMORY, AVG_MEMORY, STEPS_PER_S, TRAIN_HO
 DIZO_RATIO_MEAN, DIZO_RATIO_MIN, DIZO_RATIO_MAX = "dizo/ratio_mean", "dizo/ratio_min", "dizo/ratio_max"
 DIZO_RATIO_AT_BOUND = "dizo/ratio_at_bound"  # share of the round's ratios on a clip bound
 DIZO_TS_MEAN = "dizo/ts_mean"  # mean ||theta - theta0|| over the projected layers
+DIZO_THETA0_ON_DEVICE = "dizo/theta0_on_device"  # CUDA: 1 where theta0 fit on the device, 0 where it lives in host memory
 DIZO_LOSS_BEFORE, DIZO_LOSS_AFTER = "dizo/loss_before", "dizo/loss_after"  # the round's last batch
 HIZOO_SCALE_MIN, HIZOO_SCALE_MEDIAN, HIZOO_SCALE_MAX = "hizoo/scale_min", "hizoo/scale_median", "hizoo/scale_max"
 ZO_STACKED = "zo/stacked"  # CUDA: 1 where every score ran its variants as one stacked forward, 0 where one did not fit (decided once a run)
