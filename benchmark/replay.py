@@ -63,7 +63,9 @@ def configs(log: seedlog.SeedLog) -> tuple[RunConfig, object]:
     flat = dict(log.header["config"])
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
     cfg = RunConfig(**{k: v for k, v in flat.items() if k in run_fields})
-    hp = METHODS.get(cfg.method).Hparams(**{k: v for k, v in flat.items() if k not in run_fields})
+    hparams = METHODS.get(cfg.method).Hparams
+    retired = getattr(hparams, "retired", ())  # placement settings an older log names, which change no number
+    hp = hparams(**{k: v for k, v in flat.items() if k not in run_fields and k not in retired})
     if hasattr(hp, "generator"):
         hp.generator = seedlog.generator_of(log.header)  # what z was drawn with (version 1: torch-normal)
     validate(cfg)

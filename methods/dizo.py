@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -69,6 +69,9 @@ def _clip_ok(x: float | None) -> bool:
 class ProjectionHparams(MeZOHparams):
     """What DiZO and DiZO-FO share: when and what they project, and the paper's ablations of it. The search
     itself (its rule and that rule's own parameters) is each method's: `DiZOHparams`, `DiZOFOHparams`."""
+
+    # settings older seed logs carry that no longer exist, each only where a copy lived (replay drops them)
+    retired: ClassVar[tuple[str, ...]] = ("theta0_on_device",)
 
     projection_interval: int = param(50, "steps between projections (kappa)", positive, ">= 1")
     projection_iters: int = param(10, "search iterations per projection, each on a fresh batch", positive, ">= 1")

@@ -24,8 +24,3 @@ from tests.helpers import tiny as load_tiny
 def tiny() -> LoadedModel:
     return load_tiny()
 
-
-def pytest_collection_modifyitems(items) -> None:
-    """The slow tests first (stable otherwise): spread over the workers while the quick ones are still queued,
-    so no worker ends the suite alone on a minute-long study while the other idles."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
