@@ -141,7 +141,8 @@ class Loop:
     def __init__(self, loaded: LoadedModel, n: int = 32, batch_size: int = 8, seed: int = 0):
         self.loaded = loaded
         self.examples = toy_examples(n)
-        self.encoder = Encoder(loaded.tokenizer, 128, CPU, masked=loaded.kind == "masked")
+        device = next(loaded.model.parameters()).device  # the gpu tests' models live on CUDA
+        self.encoder = Encoder(loaded.tokenizer, 128, device, masked=loaded.kind == "masked")
         self.batches = batch_indices(n, batch_size, seed)
 
     def loss_fn(self):
