@@ -170,9 +170,11 @@ class DiZO(MeZO, projects=True):
     def _place(self) -> bool:
         """Whether theta0 lives on the weights' device (decided once, when the run starts)."""
         device = self.engine.device
-        if not path.cuda(device) or self.hp.theta0 != "auto":
-            return not path.cuda(device) or self.hp.theta0 == "device"
-        size = sum(p.numel() * p.element_size() for p in (self.engine.params[i] for _, i in self.layers))
+        if not path.cuda(device):
+            return True  # a CPU: one memory
+        if self.hp.theta0 != "auto":
+            return self.hp.theta0 == "device"
+        size = sum(self.engine.params[i].numel() * self.engine.params[i].element_size() for _, i in self.layers)
         return size <= FIT_MARGIN * path.free_bytes(device)
 
     def _store(self, p: torch.Tensor) -> torch.Tensor:

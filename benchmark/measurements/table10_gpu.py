@@ -8,7 +8,7 @@ machine. Each row joins `reports/results/perf/table10_gpu_DEVICE_DATE.json` as i
 keeps what it measured); `--budget-s` stops starting rows once spent, naming those not reached. The end prints
 the table as ratios (step over its forwards, throughput against MeZO's, MeZO against the released engine, peak
 against MeZO's and inference's), comparable across devices and torch versions, unlike seconds.
-`--device cpu --config tiny` is the dry run the suite makes (tests/test_perf.py).
+`--device cpu --config tiny` is the dry run the suite makes (tests/test_cli.py).
 Timing: nanoGPT's bench.py discipline (warm-up, synchronise, median of the timed steps)."""
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.core.settings import validate
-from benchmark.measure import Stopwatch, device_name, hardware_name
+from benchmark.measure import Stopwatch, hardware_name
 from benchmark.measurements import perf_directions
 from methods.mezo_reference import ReferenceMeZO
 from methods.registry import METHODS
 from methods.zo import cpu, gpu
 from methods.zo.generators import mix
+from methods.zo.method import ZOMethod
 
 OUT = Path(__file__).resolve().parents[2] / "reports" / "results" / "perf"
 OPT_2_7B = dict(hidden_size=2560, ffn_dim=10240, num_hidden_layers=32, num_attention_heads=32, vocab_size=50272,
@@ -115,7 +116,7 @@ def row(method: str, config: dict, device: torch.device, dtype: torch.dtype, ste
     out = {"method": method, "step_s": step_s, "forward_s": forward_s, "forward_passes": forwards,
            "step_over_forwards": step_s / (forwards * forward_s), "steps_per_s": 1 / step_s,
            "peak_gb": peak_gb(device), "inference_peak_gb": inference_gb,
-           "stacked": getattr(getattr(trainer, "engine", None), "decided", None)}
+           "stacked": trainer.engine.decided if isinstance(trainer, ZOMethod) else None}
     if trainer.projects:
         projection_s = median_s(lambda i: trainer.project(i, lambda: loss_fn), device, 2)
         out["projection_over_its_forwards"] = projection_s / (trainer.projection_passes() * forward_s)
